@@ -1,0 +1,113 @@
+"""Finding the bearer token in a request (RFC 6750 section 2), with no I/O.
+
+Both middlewares hand over the raw ``Authorization`` header values and the
+query string; this module decides whether there is exactly one well-formed
+bearer token, none at all, or a malformed request.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from urllib.parse import parse_qsl
+
+from .errors import InvalidRequest
+
+DEFAULT_MAX_TOKEN_LENGTH = 4096
+"""Longest token accepted; longer ones are refused before any network call."""
+
+# RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# RFC 9110 token (the auth-scheme).
+_SCHEME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _check_token(token: str, max_length: int) -> str:
+    if len(token) > max_length:
+        raise InvalidRequest(
+            f"The access token is longer than {max_length} characters; send the token "
+            "exactly as the authorization server issued it."
+        )
+    if not _B64TOKEN.fullmatch(token):
+        raise InvalidRequest(
+            "The access token contains characters a bearer token cannot have (RFC 6750 "
+            "b64token); send the token exactly as the authorization server issued it."
+        )
+    return token
+
+
+def parse_authorization(value: str, max_length: int = DEFAULT_MAX_TOKEN_LENGTH) -> str | None:
+    """The bearer token in one ``Authorization`` header value.
+
+    Returns ``None`` when the header uses another scheme (``Basic`` ...): that
+    is "no bearer token", answered with a bare challenge. Raises
+    ``InvalidRequest`` when the header is not a well-formed credential.
+    """
+    value = value.strip(" \t")
+    scheme, sep, rest = value.partition(" ")
+    if not scheme or not _SCHEME.fullmatch(scheme):
+        raise InvalidRequest(
+            "The Authorization header is malformed; send 'Authorization: Bearer <token>'."
+        )
+    if scheme.lower() != "bearer":
+        return None
+    token = rest.lstrip(" ")
+    if not sep or not token:
+        raise InvalidRequest(
+            "The Authorization header names the Bearer scheme but carries no token; "
+            "send 'Authorization: Bearer <token>'."
+        )
+    return _check_token(token, max_length)
+
+
+def _query_tokens(query_string: str) -> list[str]:
+    if "access_token" not in query_string:  # fast path: almost every request
+        return []
+    return [
+        value
+        for name, value in parse_qsl(query_string, keep_blank_values=True)
+        if name == "access_token"
+    ]
+
+
+def extract_bearer(
+    authorization: Sequence[str],
+    query_string: str = "",
+    *,
+    allow_query_token: bool = False,
+    max_length: int = DEFAULT_MAX_TOKEN_LENGTH,
+) -> str | None:
+    """The request's single bearer token, or ``None`` when it sent none.
+
+    ``authorization`` holds every ``Authorization`` header value of the request.
+    RFC 6750 forbids more than one way of sending the token, so two headers,
+    or a header plus an ``access_token`` query parameter, are
+    ``InvalidRequest``. Tokens in the URL end up in access logs and browser
+    history; they are refused unless ``allow_query_token`` is set (RFC 6750
+    section 2.3 makes them optional for the resource server).
+    """
+    if len(authorization) > 1:
+        raise InvalidRequest(
+            "The request has more than one Authorization header; send the token once."
+        )
+    query_tokens = _query_tokens(query_string)
+    header_token = parse_authorization(authorization[0], max_length) if authorization else None
+    if not query_tokens:
+        return header_token
+    if header_token is not None or len(query_tokens) > 1:
+        raise InvalidRequest(
+            "The request carries the access token in more than one place; send it "
+            "only in the Authorization header."
+        )
+    if not allow_query_token:
+        raise InvalidRequest(
+            "Access tokens in the URL are not accepted (they leak into logs); send "
+            "'Authorization: Bearer <token>' instead."
+        )
+    if authorization:
+        # Another scheme's credentials plus a URL token: two credentials, one request.
+        raise InvalidRequest(
+            "The request carries credentials in more than one place; send the access "
+            "token only in the Authorization header."
+        )
+    return _check_token(query_tokens[0], max_length)

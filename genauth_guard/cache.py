@@ -1,0 +1,105 @@
+"""The answer cache: TTL bounded by the token's own ``exp``, keyed by digests.
+
+The cache rule (DESIGN.md): an active answer lives ``min(cache_ttl, exp - now)``,
+an inactive one ``negative_cache_ttl`` (0: not kept), a failure never (it is
+never offered to the cache). Keys are SHA-256 digests of the token bound to
+the endpoint and client, so a raw token is never stored and two introspectors
+cannot answer from each other's entries.
+
+A hit costs one digest, one lock and one dict lookup, plus a clock read to
+re-check ``exp``/``nbf``: the scope checks are never cached with the answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+
+from cachetools import TLRUCache
+
+from .token_info import INACTIVE, TokenInfo
+
+
+def namespace(*parts: str) -> bytes:
+    """A digest prefix that binds cache keys to an endpoint and a client."""
+    return hashlib.sha256("\0".join(("genauth-guard/1", *parts)).encode()).digest()
+
+
+def cache_key(prefix: bytes, token: str) -> bytes:
+    """The digest under which ``token``'s answer is stored (never the token)."""
+    return hashlib.sha256(prefix + token.encode()).digest()
+
+
+def key_hint(key: bytes) -> str:
+    """A short, safe label of a cache key for log lines."""
+    return key[:4].hex()
+
+
+class TokenCache:
+    """Thread-safe TLRU cache of ``TokenInfo`` by key digest.
+
+    ``ttl`` bounds active answers, ``negative_ttl`` inactive ones, ``maxsize``
+    the number of entries (least recently used go first). ``leeway`` is the
+    clock skew allowed when re-checking ``exp``/``nbf`` on a hit.
+    """
+
+    def __init__(
+        self,
+        *,
+        maxsize: int = 10_000,
+        ttl: float = 300.0,
+        negative_ttl: float = 10.0,
+        leeway: float = 0.0,
+    ) -> None:
+        self.ttl = ttl
+        self.negative_ttl = negative_ttl
+        self.leeway = leeway
+        self._lock = threading.Lock()
+        self._data: TLRUCache[bytes, TokenInfo] = TLRUCache(
+            maxsize=maxsize, ttu=self._expires_at, timer=time.monotonic
+        )
+
+    def lifetime(self, info: TokenInfo, wall_now: float) -> float:
+        """Seconds ``info`` may be kept from ``wall_now`` on (0 or less: not at all)."""
+        if not info.active:
+            return self.negative_ttl
+        if info.exp is None:
+            return self.ttl
+        return min(self.ttl, info.exp + self.leeway - wall_now)
+
+    def _expires_at(self, _key: bytes, info: TokenInfo, monotonic_now: float) -> float:
+        return monotonic_now + self.lifetime(info, time.time())
+
+    def get(self, key: bytes) -> TokenInfo | None:
+        """The cached answer for ``key``, re-checked against the clock; ``None`` on a miss."""
+        with self._lock:
+            try:
+                info = self._data[key]
+            except KeyError:
+                return None
+        if info.active and not info.is_usable_at(time.time(), self.leeway):
+            return INACTIVE
+        return info
+
+    def put(self, key: bytes, info: TokenInfo) -> None:
+        """Keep ``info`` as long as the cache rule allows (maybe not at all)."""
+        if self.lifetime(info, time.time()) <= 0:
+            return
+        with self._lock:
+            self._data[key] = info
+
+    def discard(self, key: bytes) -> None:
+        """Forget ``key`` (after a revocation, or on the user's request)."""
+        with self._lock:
+            self._data.pop(key, None)
+
+    def clear(self) -> None:
+        """Forget every answer."""
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._data.expire()
+            return len(self._data)

@@ -1,0 +1,106 @@
+"""RFC 6750 section 3 answers: the ``WWW-Authenticate`` challenge and the JSON body.
+
+Pure: both middlewares and the scope decorators turn a ``Rejection`` into
+their framework's response.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+# RFC 6750 3: error_description and scope values use %x20-21 / %x23-5B / %x5D-7E.
+_NOT_ALLOWED = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+
+
+def quoted(value: str) -> str:
+    """``value`` as a quoted-string RFC 6750 allows (no quote, backslash or control)."""
+    return '"' + _NOT_ALLOWED.sub("'", value.replace('"', "'")) + '"'
+
+
+def check_realm(realm: str) -> str:
+    """``realm`` unchanged if it can be sent as-is, else ``ValueError``."""
+    if not realm or _NOT_ALLOWED.search(realm):
+        raise ValueError(
+            f"realm={realm!r} must be non-empty printable ASCII without quotes or backslashes."
+        )
+    return realm
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A request the guard answers itself, and why."""
+
+    status: int
+    error: str | None
+    description: str
+    scope: str | None = None
+    retry_after: int | None = None
+
+    def challenge(self, realm: str) -> str | None:
+        """The ``WWW-Authenticate`` value, or ``None`` when none is sent (503)."""
+        if self.status == 503:
+            return None
+        params = [f'realm="{realm}"']
+        if self.error:
+            params.append(f"error={quoted(self.error)}")
+            params.append(f"error_description={quoted(self.description)}")
+        if self.scope:
+            params.append(f"scope={quoted(self.scope)}")
+        return "Bearer " + ", ".join(params)
+
+    def headers(self, realm: str) -> list[tuple[str, str]]:
+        """Response headers, content type included."""
+        headers = [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
+        challenge = self.challenge(realm)
+        if challenge is not None:
+            headers.append(("WWW-Authenticate", challenge))
+        if self.retry_after is not None:
+            headers.append(("Retry-After", str(self.retry_after)))
+        return headers
+
+    def body(self) -> bytes:
+        """The JSON body ``{"error", "error_description"}``."""
+        error = self.error or "unauthorized"
+        return json.dumps({"error": error, "error_description": self.description}).encode()
+
+
+def missing_token() -> Rejection:
+    return Rejection(
+        401,
+        None,
+        "This resource needs an access token: send 'Authorization: Bearer <token>'.",
+    )
+
+
+def invalid_request(description: str) -> Rejection:
+    return Rejection(400, "invalid_request", description)
+
+
+def invalid_token(description: str = "") -> Rejection:
+    return Rejection(
+        401,
+        "invalid_token",
+        description
+        or "The access token is not active (expired, revoked or unknown); get a new one.",
+    )
+
+
+def insufficient_scope(required: tuple[str, ...] | frozenset[str]) -> Rejection:
+    scope = " ".join(sorted(required))
+    return Rejection(
+        403,
+        "insufficient_scope",
+        f"The access token lacks the scope this resource needs: {scope}.",
+        scope=scope,
+    )
+
+
+def unavailable(retry_after: int) -> Rejection:
+    return Rejection(
+        503,
+        "temporarily_unavailable",
+        "The authorization server could not check the access token; retry later.",
+        retry_after=retry_after,
+    )

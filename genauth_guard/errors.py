@@ -1,0 +1,76 @@
+"""Exceptions raised by genauth-guard.
+
+Every message says what went wrong and what to do about it, and none ever
+contains a token or a client secret: messages end up in logs.
+"""
+
+from __future__ import annotations
+
+
+class GenAuthGuardError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigurationError(GenAuthGuardError, ValueError):
+    """An option has a value the guard cannot work with (raised at construction)."""
+
+
+class IntrospectionError(GenAuthGuardError):
+    """The authorization server could not give an answer about a token.
+
+    This never means "the token is bad": it means nobody knows. The guard
+    fails closed on it (503 with ``Retry-After``) and never caches it.
+
+    ``status_code`` is the HTTP status the authorization server answered with,
+    if it answered; ``retry_after`` the seconds it asked us to wait, if any;
+    ``reason`` a short machine-readable word for logs and metrics.
+    """
+
+    reason = "introspection_failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+
+class AuthorizationServerUnavailable(IntrospectionError):
+    """Network failure, timeout, 5xx or 429: worth retrying later."""
+
+    reason = "server_unavailable"
+
+
+class InvalidIntrospectionResponse(IntrospectionError):
+    """The server answered 200 with something that is not an RFC 7662 answer."""
+
+    reason = "invalid_response"
+
+
+class ClientAuthenticationError(IntrospectionError):
+    """The server rejected the resource server's own credentials (``invalid_client``)."""
+
+    reason = "invalid_client"
+
+
+class IntrospectionRequestRejected(IntrospectionError):
+    """The server refused the request for another 4xx reason (``invalid_request``, 403, 404...)."""
+
+    reason = "request_rejected"
+
+
+class RevocationError(GenAuthGuardError):
+    """The server did not confirm a revocation (RFC 7009)."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class InvalidRequest(GenAuthGuardError):
+    """The request carries its credentials in a malformed way (RFC 6750 ``invalid_request``)."""

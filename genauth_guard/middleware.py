@@ -1,0 +1,122 @@
+"""``GenAuthGuard``: the ASGI middleware.
+
+Thin on purpose: the decisions are ``GuardPolicy``'s, the protocol is the
+introspector's. This module only reads the ASGI scope and writes the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from starlette.authentication import AuthCredentials, BaseUser
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ._logging import logger
+from .challenge import Rejection
+from .errors import IntrospectionError
+from .introspector import Introspector
+from .policy import DEFAULT_RETRY_AFTER, GuardPolicy
+from .token_info import TokenInfo
+
+WEBSOCKET_POLICY_VIOLATION = 1008
+
+
+class TokenUser(BaseUser):
+    """The Starlette user of an accepted request: who the token speaks for."""
+
+    __slots__ = ("token_info",)
+
+    def __init__(self, token_info: TokenInfo) -> None:
+        self.token_info = token_info
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return self.token_info.username or self.identity
+
+    @property
+    def identity(self) -> str:
+        return self.token_info.identity or ""
+
+    def __repr__(self) -> str:
+        return f"TokenUser(identity={self.identity!r})"
+
+
+class GenAuthGuard:
+    """Protects an ASGI app: only requests with an active bearer token get through.
+
+    Accepted requests carry ``scope["user"]`` (``TokenUser``),
+    ``scope["auth"]`` (``AuthCredentials`` with the token's scopes) and
+    ``scope["token_info"]``. Lifespan and other scope types pass untouched.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        introspector: Introspector,
+        exclude_paths: Iterable[str] = (),
+        required_scopes: Iterable[str] | str = (),
+        realm: str = "api",
+        allow_query_token: bool = False,
+        retry_after: int = DEFAULT_RETRY_AFTER,
+    ) -> None:
+        self.app = app
+        self.introspector = introspector
+        self.policy = GuardPolicy(
+            exclude_paths=exclude_paths,
+            required_scopes=required_scopes,
+            realm=realm,
+            allow_query_token=allow_query_token,
+            max_token_length=introspector.max_token_length,
+            retry_after=retry_after,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or self.policy.is_excluded(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        outcome = await self._authenticate(scope)
+        if isinstance(outcome, Rejection):
+            await self._reject(outcome, scope, send)
+            return
+        scope["token_info"] = outcome
+        scope["user"] = TokenUser(outcome)
+        scope["auth"] = AuthCredentials(sorted(outcome.scopes))
+        await self.app(scope, receive, send)
+
+    async def _authenticate(self, scope: Scope) -> TokenInfo | Rejection:
+        authorization = [
+            value.decode("latin-1") for name, value in scope["headers"] if name == b"authorization"
+        ]
+        token = self.policy.token(authorization, scope.get("query_string", b"").decode("latin-1"))
+        if isinstance(token, Rejection):
+            return token
+        try:
+            info = await self.introspector.introspect(token)
+        except IntrospectionError as error:
+            return self.policy.failure(error)
+        return self.policy.check(info) or info
+
+    async def _reject(self, rejection: Rejection, scope: Scope, send: Send) -> None:
+        logger.debug("rejected %s %s: %s", scope["type"], scope["path"], rejection.status)
+        if scope["type"] == "websocket":
+            # Closing before accept makes the server refuse the handshake (HTTP 403).
+            await send(
+                {
+                    "type": "websocket.close",
+                    "code": WEBSOCKET_POLICY_VIOLATION,
+                    "reason": rejection.error or "unauthorized",
+                }
+            )
+            return
+        body = rejection.body()
+        headers = [
+            (k.lower().encode(), v.encode()) for k, v in rejection.headers(self.policy.realm)
+        ]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": rejection.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,273 @@
+"""RFC 7662 introspection and RFC 7009 revocation, written once with no I/O.
+
+Drivers (the async and sync introspectors) build a request here, send it
+however they like, and hand the status, headers and body back here to be
+turned into a ``TokenInfo`` or an error. Everything an authorization server
+can get wrong is decided in this module, so both drivers fail the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from types import MappingProxyType
+from typing import Any, NoReturn
+from urllib.parse import urlencode
+
+import httpx
+
+from .client_auth import AuthMethod, client_authentication
+from .errors import (
+    AuthorizationServerUnavailable,
+    ClientAuthenticationError,
+    IntrospectionError,
+    IntrospectionRequestRejected,
+    InvalidIntrospectionResponse,
+    RevocationError,
+)
+from .token_info import INACTIVE, TokenInfo
+
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024
+"""Largest introspection answer read; a longer one is a failure (no unbounded buffering)."""
+
+MAX_RETRY_AFTER = 3600.0
+
+_ERROR_CODE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+
+def _client_auth_hint(what: str) -> str:
+    return (
+        "check client_id/client_secret (GenAuth: app_id/secret) and that the auth method "
+        f"(GenAuth: {what}_endpoint_auth_method) is the one the application is set up for"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCredentials:
+    """The resource server's own identity at the authorization server."""
+
+    client_id: str
+    client_secret: str | None = field(repr=False)
+    auth_method: AuthMethod = "client_secret_post"
+
+
+def token_request(
+    url: str,
+    credentials: ClientCredentials,
+    token: str,
+    token_type_hint: str | None = "access_token",
+) -> httpx.Request:
+    """The POST that asks about (RFC 7662 2.1) or revokes (RFC 7009 2.1) ``token``.
+
+    Both endpoints take the same form: ``token``, an optional
+    ``token_type_hint``, and the client authentication.
+    """
+    auth_headers, auth_fields = client_authentication(
+        credentials.auth_method, credentials.client_id, credentials.client_secret
+    )
+    fields = {"token": token}
+    if token_type_hint:
+        fields["token_type_hint"] = token_type_hint
+    headers = {
+        "Accept": "application/json",
+        "Accept-Encoding": "identity",
+        "Content-Type": "application/x-www-form-urlencoded",
+        **auth_headers,
+    }
+    return httpx.Request("POST", url, headers=headers, content=urlencode({**fields, **auth_fields}))
+
+
+# ---------------------------------------------------------------- answers
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _load_json_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        data = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    delay = when - (time.time() if now is None else now)
+    return min(max(delay, 0.0), MAX_RETRY_AFTER)
+
+
+def _error_code(body: bytes) -> str | None:
+    """The RFC 6749 ``error`` code of an error answer, if it is a plain code.
+
+    ``error_description`` is never repeated: a server may echo the token in it.
+    """
+    data = _load_json_object(body)
+    code = data.get("error") if data else None
+    return code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else None
+
+
+def error_for_status(
+    what: str, status: int, headers: Mapping[str, str], body: bytes
+) -> IntrospectionError:
+    """The exception for a non-200 answer from the ``what`` endpoint."""
+    code = _error_code(body)
+    said = f"HTTP {status}" + (f" {code}" if code else "")
+    retry_after = parse_retry_after(headers.get("retry-after"))
+    if status == 401 or code == "invalid_client":
+        return ClientAuthenticationError(
+            f"The authorization server rejected the client credentials at the {what} "
+            f"endpoint ({said}): {_client_auth_hint(what)}.",
+            status_code=status,
+        )
+    if status == 429 or status >= 500:
+        return AuthorizationServerUnavailable(
+            f"The authorization server's {what} endpoint is unavailable ({said}); retry later.",
+            status_code=status,
+            retry_after=retry_after,
+        )
+    if 300 <= status < 400:
+        return IntrospectionRequestRejected(
+            f"The {what} endpoint answered with a redirect ({said}); configure the "
+            "endpoint's final https:// URL (redirects are not followed with credentials).",
+            status_code=status,
+        )
+    if 400 <= status < 500:
+        return IntrospectionRequestRejected(
+            f"The authorization server refused the {what} request ({said}); check the "
+            "endpoint URL and the client's permissions for it.",
+            status_code=status,
+        )
+    return InvalidIntrospectionResponse(
+        f"The {what} endpoint answered {said}, not 200; check the endpoint URL.",
+        status_code=status,
+    )
+
+
+def _malformed(detail: str) -> InvalidIntrospectionResponse:
+    return InvalidIntrospectionResponse(
+        f"The introspection answer is not a valid RFC 7662 response: {detail}; check "
+        "that the endpoint URL points at the authorization server's introspection endpoint.",
+        status_code=200,
+    )
+
+
+def _optional_str(data: Mapping[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise _malformed(f"'{name}' is not a string")
+
+
+def _numeric_date(data: Mapping[str, Any], name: str, *, round_up: bool = False) -> int | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _malformed(f"'{name}' is not a NumericDate (seconds since the epoch)")
+    # Round towards the safe side: expiry earlier, not-before later.
+    return math.ceil(value) if round_up else math.floor(value)
+
+
+def _string_list(data: Mapping[str, Any], name: str, *, split: bool) -> tuple[str, ...]:
+    value = data.get(name)
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(value.split()) if split else (value,)
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    raise _malformed(f"'{name}' is neither a string nor a list of strings")
+
+
+def token_info_from_claims(data: Mapping[str, Any], now: float, leeway: float = 0.0) -> TokenInfo:
+    """``TokenInfo`` from a decoded answer; ``INACTIVE`` unless it is usable at ``now``.
+
+    Only the JSON boolean ``true`` is active (not ``"true"``, not ``1``). An
+    active answer whose ``exp`` has passed, or whose ``nbf`` is still ahead,
+    is inactive: the server's clock or cache may lag.
+    """
+    active = data.get("active")
+    if not isinstance(active, bool):
+        raise _malformed("'active' is missing or not a JSON boolean")
+    if not active:
+        return INACTIVE
+    info = TokenInfo(
+        active=True,
+        sub=_optional_str(data, "sub"),
+        scopes=frozenset(_string_list(data, "scope", split=True)),
+        client_id=_optional_str(data, "client_id"),
+        username=_optional_str(data, "username"),
+        token_type=_optional_str(data, "token_type"),
+        exp=_numeric_date(data, "exp"),
+        iat=_numeric_date(data, "iat"),
+        nbf=_numeric_date(data, "nbf", round_up=True),
+        aud=_string_list(data, "aud", split=False),
+        iss=_optional_str(data, "iss"),
+        jti=_optional_str(data, "jti"),
+        claims=MappingProxyType(dict(data)),
+    )
+    return info if info.is_usable_at(now, leeway) else INACTIVE
+
+
+def parse_introspection_response(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: float | None = None,
+    leeway: float = 0.0,
+) -> TokenInfo:
+    """The ``TokenInfo`` of an introspection answer, or the ``IntrospectionError`` it amounts to."""
+    if status != 200:
+        raise error_for_status("introspection", status, headers, body)
+    data = _load_json_object(body)
+    if data is None:
+        raise _malformed("the body is not a JSON object")
+    return token_info_from_claims(data, time.time() if now is None else now, leeway)
+
+
+def check_revocation_response(status: int, headers: Mapping[str, str], body: bytes) -> None:
+    """Raise ``RevocationError`` unless the server confirmed the revocation (RFC 7009 2.2)."""
+    if status == 200:
+        return
+    error = error_for_status("revocation", status, headers, body)
+    raise RevocationError(str(error), status_code=status) from error
+
+
+def body_too_large(limit: int) -> InvalidIntrospectionResponse:
+    """The failure for an answer longer than ``limit`` bytes."""
+    return InvalidIntrospectionResponse(
+        f"The authorization server's answer is larger than {limit} bytes; an introspection "
+        "answer is a small JSON object, so the endpoint URL is probably wrong.",
+        status_code=None,
+    )
+
+
+def transport_error(what: str, url: str, exc: Exception) -> AuthorizationServerUnavailable:
+    """The failure for an exception raised while talking to ``url``."""
+    if isinstance(exc, httpx.TimeoutException):
+        detail = "did not answer in time"
+    elif isinstance(exc, httpx.ConnectError):
+        detail = "could not be reached"
+    else:
+        detail = f"failed ({type(exc).__name__})"
+    return AuthorizationServerUnavailable(
+        f"The {what} endpoint {url} {detail}; check that the authorization server is "
+        "up and reachable from here."
+    )

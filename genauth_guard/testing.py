@@ -1,0 +1,56 @@
+"""Run an ASGI app on 127.0.0.1 in a background thread, for tests and the demo.
+
+Needs uvicorn (``pip install 'genauth-guard[dev-server]'``).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+@contextmanager
+def serve_in_thread(
+    app: Any, host: str = "127.0.0.1", port: int = 0, *, start_timeout: float = 10.0
+) -> Iterator[str]:
+    """Serve ``app`` with uvicorn until the block ends; yields its base URL.
+
+    ``port=0`` picks a free port: the socket is bound here, so the URL is
+    known before the server starts and nothing races for the port.
+    """
+    try:
+        import uvicorn
+    except ImportError:  # pragma: no cover - depends on the install
+        raise RuntimeError(
+            "serving needs uvicorn: pip install 'genauth-guard[dev-server]'"
+        ) from None
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    bound_port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="auto", timeout_graceful_shutdown=2
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn:{bound_port}", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + start_timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            sock.close()
+            raise RuntimeError(f"the server on {host}:{bound_port} did not start")
+        time.sleep(0.01)
+    try:
+        url_host = f"[{host}]" if ":" in host else host
+        yield f"http://{url_host}:{bound_port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

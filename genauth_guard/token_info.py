@@ -1,0 +1,68 @@
+"""TokenInfo: one introspection answer, immutable, with the checks that need a clock."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """What the authorization server said about a token (RFC 7662 section 2.2).
+
+    Only ``active`` is always present. ``claims`` holds the whole answer,
+    read-only, for members this class does not name. Instances are shared
+    between requests through the cache, hence immutable.
+    """
+
+    active: bool
+    sub: str | None = None
+    scopes: frozenset[str] = frozenset()
+    client_id: str | None = None
+    username: str | None = None
+    token_type: str | None = None
+    exp: int | None = None
+    iat: int | None = None
+    nbf: int | None = None
+    aud: tuple[str, ...] = ()
+    iss: str | None = None
+    jti: str | None = None
+    claims: Mapping[str, Any] = field(default=_EMPTY, repr=False)
+
+    @property
+    def identity(self) -> str | None:
+        """Who the token speaks for: ``sub``, else ``username``, else ``client_id``.
+
+        Some servers never send ``sub``; a client-credentials token acts for
+        the client itself.
+        """
+        return self.sub or self.username or self.client_id
+
+    @property
+    def scope(self) -> str:
+        """The scopes as the space-separated string RFC 7662 uses (sorted)."""
+        return " ".join(sorted(self.scopes))
+
+    def is_usable_at(self, now: float, leeway: float = 0.0) -> bool:
+        """Active, not expired and already valid at ``now`` (seconds since the epoch).
+
+        Checked on every answer *and* on every cache hit: a cached answer must
+        not outlive the token's ``exp``.
+        """
+        if not self.active:
+            return False
+        if self.exp is not None and now >= self.exp + leeway:
+            return False
+        return not (self.nbf is not None and now < self.nbf - leeway)
+
+    def has_scopes(self, required: frozenset[str] | set[str] | tuple[str, ...]) -> bool:
+        """True when every required scope was granted."""
+        return self.scopes.issuperset(required)
+
+
+INACTIVE = TokenInfo(active=False)
+"""The one answer every inactive, expired, revoked or unknown token gets."""
