@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -186,13 +187,15 @@ class DevAuthServer:
             return _oauth_error(
                 400, "invalid_request", "the body must be application/x-www-form-urlencoded"
             )
-        form = await request.form()
+        try:
+            pairs = parse_qsl((await request.body()).decode(), keep_blank_values=True)
+        except UnicodeDecodeError:
+            return _oauth_error(400, "invalid_request", "the body is not UTF-8")
         values: dict[str, str] = {}
-        for name in set(form.keys()):
-            found = form.getlist(name)
-            if len(found) != 1 or not isinstance(found[0], str):
+        for name, value in pairs:
+            if name in values:
                 return _oauth_error(400, "invalid_request", f"parameter {name} must appear once")
-            values[name] = found[0]
+            values[name] = value
         return values
 
     def _authenticate(self, request: Request, form: Mapping[str, str]) -> DevClient | Response:

@@ -31,7 +31,7 @@ class TokenInfo:
     aud: tuple[str, ...] = ()
     iss: str | None = None
     jti: str | None = None
-    claims: Mapping[str, Any] = field(default=_EMPTY, repr=False)
+    claims: Mapping[str, Any] = field(default_factory=lambda: _EMPTY, repr=False, compare=False)
 
     @property
     def identity(self) -> str | None:
