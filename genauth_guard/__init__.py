@@ -6,6 +6,7 @@ hand the route the token's subject and scopes.
 """
 
 from .challenge import Rejection
+from .discovery import ServerMetadata
 from .errors import (
     AuthorizationServerUnavailable,
     ClientAuthenticationError,
@@ -36,6 +37,7 @@ __all__ = [
     "InvalidRequest",
     "Rejection",
     "RevocationError",
+    "ServerMetadata",
     "SyncIntrospector",
     "TokenInfo",
     "TokenUser",

@@ -4,31 +4,78 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 logger = logging.getLogger("genauth_guard")
 
 
+REPEAT_INTERVAL = 60.0
+"""Seconds before the same failure is logged at WARNING again (DEBUG meanwhile)."""
+
+
 class FailureLog:
-    """Logs a failure once while it repeats, and the recovery when it ends.
+    """Logs each kind of failure at WARNING once a minute, the rest at DEBUG.
 
     An authorization server that rejects our credentials does so for every
-    request; one warning says it, the rest go to DEBUG.
+    request, and a flood can alternate "too busy", "timed out", "circuit
+    open" and successes thousands of times a second: one warning per message
+    and minute, and one "works again" (INFO) per minute, say it all.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last: str | None = None
+        self._warned: dict[str, float] = {}
+        self._recovered = -REPEAT_INTERVAL
 
-    def failure(self, message: str, key_hint: str) -> None:
+    def failure(self, message: str, key_hint: str, reason: str = "introspection_failed") -> None:
+        """One line: the reason word, the token's digest prefix, what to do; never the token."""
+        now = time.monotonic()
         with self._lock:
-            repeated, self._last = self._last == message, message
-        level = logging.DEBUG if repeated else logging.WARNING
-        logger.log(level, "introspection failed (token %s): %s", key_hint, message)
+            self._last = message
+            warned = self._warned.get(message)
+            loud = warned is None or now - warned >= REPEAT_INTERVAL
+            if loud:
+                if len(self._warned) >= 64:  # bounded, whatever the server says
+                    self._warned.clear()
+                self._warned[message] = now
+        logger.log(
+            logging.WARNING if loud else logging.DEBUG,
+            "introspection failed (token %s, reason %s): %s",
+            key_hint,
+            reason,
+            message,
+        )
+
+    def retrying(self, message: str, key_hint: str, attempt: int, delay: float) -> None:
+        """An attempt failed and will be repeated: DEBUG, the final outcome is what counts."""
+        logger.debug(
+            "introspection attempt %d failed (token %s), retrying in %.2f s: %s",
+            attempt,
+            key_hint,
+            delay,
+            message,
+        )
 
     def success(self) -> None:
         if self._last is None:  # the common case, without the lock
             return
+        now = time.monotonic()
         with self._lock:
             was, self._last = self._last, None
+            loud = now - self._recovered >= REPEAT_INTERVAL
+            if was is not None and loud:
+                self._recovered = now
         if was is not None:
-            logger.info("introspection works again after: %s", was)
+            level = logging.INFO if loud else logging.DEBUG
+            logger.log(level, "introspection works again after: %s", was)
+
+
+def token_rejected(key_hint: str, reason: str) -> None:
+    """An active answer the introspector's claim rules turned down (served as inactive)."""
+    logger.info("token %s refused: %s", key_hint, reason)
+
+
+def stale_served(key_hint: str) -> None:
+    """``serve_stale_on_error`` answered from an old but unexpired cached answer."""
+    logger.debug("token %s: served a stale cached answer while the server is failing", key_hint)

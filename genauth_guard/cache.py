@@ -8,6 +8,11 @@ cannot answer from each other's entries.
 
 A hit costs one digest, one lock and one dict lookup, plus a clock read to
 re-check ``exp``/``nbf``: the scope checks are never cached with the answer.
+
+With ``keep_stale`` (the ``serve_stale_on_error`` option), an active answer
+with an ``exp`` stays stored past its fresh life, up to its ``exp`` and never
+beyond: ``get`` no longer returns it (the server is asked again), but
+``get_stale`` does, for use only while the server is failing.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ import time
 from cachetools import TLRUCache
 
 from .token_info import INACTIVE, TokenInfo
+
+_Entry = tuple[TokenInfo, float, float]
+"""(answer, fresh until, kept until), both times on the monotonic clock."""
 
 
 def namespace(*parts: str) -> bytes:
@@ -42,6 +50,7 @@ class TokenCache:
     ``ttl`` bounds active answers, ``negative_ttl`` inactive ones, ``maxsize``
     the number of entries (least recently used go first). ``leeway`` is the
     clock skew allowed when re-checking ``exp``/``nbf`` on a hit.
+    ``keep_stale`` keeps active answers until their ``exp`` for ``get_stale``.
     """
 
     def __init__(
@@ -51,13 +60,15 @@ class TokenCache:
         ttl: float = 300.0,
         negative_ttl: float = 10.0,
         leeway: float = 0.0,
+        keep_stale: bool = False,
     ) -> None:
         self.ttl = ttl
         self.negative_ttl = negative_ttl
         self.leeway = leeway
+        self.keep_stale = keep_stale
         self._lock = threading.Lock()
-        self._data: TLRUCache[bytes, TokenInfo] = TLRUCache(
-            maxsize=maxsize, ttu=self._expires_at, timer=time.monotonic
+        self._data: TLRUCache[bytes, _Entry] = TLRUCache(
+            maxsize=maxsize, ttu=_kept_until, timer=time.monotonic
         )
 
     def lifetime(self, info: TokenInfo, wall_now: float) -> float:
@@ -68,26 +79,43 @@ class TokenCache:
             return self.ttl
         return min(self.ttl, info.exp + self.leeway - wall_now)
 
-    def _expires_at(self, _key: bytes, info: TokenInfo, monotonic_now: float) -> float:
-        return monotonic_now + self.lifetime(info, time.time())
-
     def get(self, key: bytes) -> TokenInfo | None:
         """The cached answer for ``key``, re-checked against the clock; ``None`` on a miss."""
         with self._lock:
             try:
-                info = self._data[key]
+                info, fresh_until, _ = self._data[key]
             except KeyError:
                 return None
+        if self.keep_stale and fresh_until <= time.monotonic():
+            return None  # stale: only for get_stale
         if info.active and not info.is_usable_at(time.time(), self.leeway):
             return INACTIVE
         return info
 
+    def get_stale(self, key: bytes) -> TokenInfo | None:
+        """The last active answer for ``key`` if its ``exp`` still allows it, fresh or not.
+
+        Only for when the server cannot be asked (``serve_stale_on_error``):
+        a revocation since the answer goes unseen until the server is back.
+        """
+        with self._lock:
+            try:
+                info, _, _ = self._data[key]
+            except KeyError:
+                return None
+        return info if info.is_usable_at(time.time(), self.leeway) else None
+
     def put(self, key: bytes, info: TokenInfo) -> None:
         """Keep ``info`` as long as the cache rule allows (maybe not at all)."""
-        if self.lifetime(info, time.time()) <= 0:
+        wall_now, monotonic_now = time.time(), time.monotonic()
+        lifetime = self.lifetime(info, wall_now)
+        if lifetime <= 0:
             return
+        fresh_until = kept_until = monotonic_now + lifetime
+        if self.keep_stale and info.active and info.exp is not None:
+            kept_until = monotonic_now + info.exp + self.leeway - wall_now
         with self._lock:
-            self._data[key] = info
+            self._data[key] = (info, fresh_until, kept_until)
 
     def discard(self, key: bytes) -> None:
         """Forget ``key`` (after a revocation, or on the user's request)."""
@@ -103,3 +131,7 @@ class TokenCache:
         with self._lock:
             self._data.expire()
             return len(self._data)
+
+
+def _kept_until(_key: bytes, entry: _Entry, _monotonic_now: float) -> float:
+    return entry[2]

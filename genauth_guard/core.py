@@ -1,34 +1,51 @@
 """What the async and sync introspectors share: options, cache, request and answer.
 
 The drivers (``Introspector``, ``SyncIntrospector``) only add the I/O: send
-the request this class builds, read at most ``max_response_bytes`` of the
-answer, hand it back to ``_accept``. Single flight lives in the drivers,
-because waiting is the one thing asyncio and threads do differently.
+the request this class builds, feed the answer to a ``BoundedBody``, hand
+it to ``_parse``; on a failure ask ``_judge`` whether to retry; finally
+``_accept`` the answer or ``_give_up``. Single flight, the concurrency
+bound and the sleeps live in the drivers, because waiting is the one thing
+asyncio and threads do differently; every decision lives here or in the
+pure modules (``protocol``, ``resilience``, ``validation``).
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Mapping
-from typing import Any, Required, TypedDict
+from collections.abc import Iterable, Mapping
+from typing import Any, Required, Self, TypedDict, Unpack
 
 import httpx
 
-from ._logging import FailureLog
+from ._logging import FailureLog, stale_served, token_rejected
 from .bearer import DEFAULT_MAX_TOKEN_LENGTH
+from .bearer import _check_token as check_bearer_token
 from .cache import TokenCache, cache_key, key_hint, namespace
 from .client_auth import check_auth_method, check_client_credentials
+from .discovery import ServerMetadata, discovered_settings, fetch_metadata
 from .endpoint import check_endpoint_url
-from .errors import ConfigurationError, IntrospectionError
+from .environment import settings_from_env
+from .errors import (
+    AuthorizationServerUnavailable,
+    ConfigurationError,
+    IntrospectionError,
+    InvalidIntrospectionResponse,
+    RevocationError,
+)
+from .genauth import DEFAULT_AUTH_METHOD, DEFAULT_PROTOCOL, ClientSettings, genauth_settings
 from .protocol import (
     DEFAULT_MAX_RESPONSE_BYTES,
+    BoundedBody,
     ClientCredentials,
-    body_too_large,
+    check_revocation_response,
     parse_introspection_response,
     token_request,
     transport_error,
 )
+from .resilience import CircuitBreaker, RetryPolicy, is_connection_failure, too_busy
 from .token_info import TokenInfo
+from .validation import ClaimRules
 
 
 def _non_negative(name: str, value: float) -> float:
@@ -37,18 +54,15 @@ def _non_negative(name: str, value: float) -> float:
     return float(value)
 
 
-def _positive_int(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"{name}={value!r} must be a whole number, 1 or more.")
+def _positive_int(name: str, value: int, least: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ConfigurationError(f"{name}={value!r} must be a whole number, {least} or more.")
     return value
 
 
-class IntrospectorOptions(TypedDict, total=False):
-    """The keyword options of ``Introspector`` and ``SyncIntrospector`` (typed once)."""
+class TuningOptions(TypedDict, total=False):
+    """Options every constructor takes, ``from_genauth``/``from_env``/``from_discovery`` too."""
 
-    client_id: Required[str]
-    client_secret: str | None
-    auth_method: str
     cache_ttl: float
     negative_cache_ttl: float
     cache_maxsize: int
@@ -58,6 +72,27 @@ class IntrospectorOptions(TypedDict, total=False):
     max_response_bytes: int
     max_token_length: int
     allow_insecure_http: bool
+    max_concurrent_introspections: int
+    queue_timeout: float
+    retries: int
+    retry_backoff: float
+    circuit_breaker_threshold: int
+    circuit_breaker_cooldown: float
+    serve_stale_on_error: bool
+    audience: str | Iterable[str] | None
+    issuer: str | Iterable[str] | None
+    allowed_client_ids: Iterable[str] | None
+    token_type: str | None
+
+
+class IntrospectorOptions(TuningOptions, total=False):
+    """The keyword options of ``Introspector`` and ``SyncIntrospector`` (typed once)."""
+
+    client_id: Required[str]
+    client_secret: str | None
+    auth_method: str
+    revocation_endpoint: str | None
+    revocation_auth_method: str | None
 
 
 class IntrospectorBase:
@@ -74,6 +109,20 @@ class IntrospectorBase:
     ``exp``/``nbf``. ``max_response_bytes``/``max_token_length``: bounds on
     what is read and what is sent. ``allow_insecure_http``: permit http://
     to a host that is not loopback.
+
+    Hardening (README "Security"): at most ``max_concurrent_introspections``
+    calls run at once (calls, not waiting requests); a request waits up to
+    ``queue_timeout`` seconds for a slot, then fails (503). ``retries``
+    extra attempts follow a connection failure or a 502/503/504, after
+    ``retry_backoff`` seconds (jittered, doubling), so one introspection
+    lasts at most ``(retries + 1) * timeout`` plus the backoff.
+    ``circuit_breaker_threshold`` failures in a row (0: never) make every
+    call fail at once for ``circuit_breaker_cooldown`` seconds.
+    ``serve_stale_on_error``: while the server is unavailable, answer from
+    an active cached answer past ``cache_ttl`` but not past its ``exp``.
+    ``audience``, ``issuer``, ``allowed_client_ids``, ``token_type``:
+    claim rules (``validation.ClaimRules``); an answer breaking one is
+    inactive, and cached as such.
     """
 
     def __init__(
@@ -83,6 +132,8 @@ class IntrospectorBase:
         client_id: str,
         client_secret: str | None = None,
         auth_method: str = "client_secret_post",
+        revocation_endpoint: str | None = None,
+        revocation_auth_method: str | None = None,
         cache_ttl: float = 300.0,
         negative_cache_ttl: float = 10.0,
         cache_maxsize: int = 10_000,
@@ -92,6 +143,17 @@ class IntrospectorBase:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         max_token_length: int = DEFAULT_MAX_TOKEN_LENGTH,
         allow_insecure_http: bool = False,
+        max_concurrent_introspections: int = 64,
+        queue_timeout: float = 1.0,
+        retries: int = 1,
+        retry_backoff: float = 0.1,
+        circuit_breaker_threshold: int = 5,
+        circuit_breaker_cooldown: float = 5.0,
+        serve_stale_on_error: bool = False,
+        audience: str | Iterable[str] | None = None,
+        issuer: str | Iterable[str] | None = None,
+        allowed_client_ids: Iterable[str] | None = None,
+        token_type: str | None = None,
     ) -> None:
         self.introspection_endpoint = check_endpoint_url(
             introspection_endpoint,
@@ -101,6 +163,7 @@ class IntrospectorBase:
         method = check_auth_method(auth_method)
         check_client_credentials(method, client_id, client_secret, option="auth_method")
         self.credentials = ClientCredentials(client_id, client_secret, method)
+        self._init_revocation(revocation_endpoint, revocation_auth_method, allow_insecure_http)
         self.allow_insecure_http = allow_insecure_http
         self.token_type_hint = token_type_hint or None
         self.timeout = _non_negative("timeout", timeout)
@@ -109,11 +172,31 @@ class IntrospectorBase:
         self.leeway = _non_negative("leeway", leeway)
         self.max_response_bytes = _positive_int("max_response_bytes", max_response_bytes)
         self.max_token_length = _positive_int("max_token_length", max_token_length)
+        self.serve_stale_on_error = bool(serve_stale_on_error)
         self.cache = TokenCache(
             maxsize=_positive_int("cache_maxsize", cache_maxsize),
             ttl=_non_negative("cache_ttl", cache_ttl),
             negative_ttl=_non_negative("negative_cache_ttl", negative_cache_ttl),
             leeway=self.leeway,
+            keep_stale=self.serve_stale_on_error,
+        )
+        self.max_concurrent_introspections = _positive_int(
+            "max_concurrent_introspections", max_concurrent_introspections
+        )
+        self.queue_timeout = _non_negative("queue_timeout", queue_timeout)
+        self.retry = RetryPolicy(
+            _positive_int("retries", retries, least=0),
+            _non_negative("retry_backoff", retry_backoff),
+        )
+        self.breaker = CircuitBreaker(
+            _positive_int("circuit_breaker_threshold", circuit_breaker_threshold, least=0),
+            _non_negative("circuit_breaker_cooldown", circuit_breaker_cooldown),
+        )
+        self.rules = ClaimRules.from_options(
+            audience=audience,
+            issuer=issuer,
+            allowed_client_ids=allowed_client_ids,
+            token_type=token_type,
         )
         self._key_prefix = namespace(self.introspection_endpoint, client_id)
         self._failures = FailureLog()
@@ -146,11 +229,193 @@ class IntrospectorBase:
         """Forget every cached answer."""
         self.cache.clear()
 
+    # ------------------------------------------------------------ revocation (RFC 7009)
+    # The drivers' ``revoke`` sends ``_revocation_request`` and hands the answer
+    # to ``_confirm_revocation``; everything else about revocation is here.
+
+    def _init_revocation(
+        self, endpoint: str | None, auth_method: str | None, allow_insecure_http: bool
+    ) -> None:
+        """Revocation settings: its own endpoint and method, the same client and secret."""
+        self.revocation_endpoint = (
+            None
+            if endpoint is None
+            else check_endpoint_url(
+                endpoint, "revocation_endpoint", allow_insecure_http=allow_insecure_http
+            )
+        )
+        credentials = self.credentials
+        method = credentials.auth_method
+        if auth_method is not None:
+            method = check_auth_method(auth_method, "revocation_auth_method")
+        if self.revocation_endpoint is not None:
+            check_client_credentials(
+                method,
+                credentials.client_id,
+                credentials.client_secret,
+                option="revocation_auth_method",
+            )
+        self.revocation_credentials = ClientCredentials(
+            credentials.client_id, credentials.client_secret, method
+        )
+
+    def _revocation_request(self, token: str, token_type_hint: str | None) -> httpx.Request:
+        if not isinstance(token, str) or not token:
+            raise TypeError("revoke() takes the token as a non-empty str")
+        if self.revocation_endpoint is None:
+            raise ConfigurationError(
+                "revoke() needs a revocation endpoint: pass revocation_endpoint= to the "
+                "constructor, or build the introspector with from_genauth() or "
+                "from_discovery(), which know it."
+            )
+        request = token_request(
+            self.revocation_endpoint, self.revocation_credentials, token, token_type_hint
+        )
+        request.extensions["timeout"] = self._timeout_extension
+        return request
+
+    def _revocation_failed(self, exc: Exception) -> RevocationError:
+        error = transport_error("revocation", self.revocation_endpoint or "", exc)
+        return RevocationError(f"The token may not be revoked: {error}")
+
+    def _confirm_revocation(
+        self, token: str, status: int, headers: Mapping[str, str], body: bytes
+    ) -> None:
+        """Raise ``RevocationError`` unless the server confirmed; then forget the answer."""
+        check_revocation_response(status, headers, body[: self.max_response_bytes])
+        self.invalidate(token)
+
+    # ------------------------------------------------------------ GenAuth, environment, discovery
+    # Defined once here, built with ``cls(...)``: both drivers get them.
+
+    server_metadata: ServerMetadata | None = None
+    """The discovery document the introspector was built from (``from_discovery``), if any."""
+
+    @classmethod
+    def from_genauth(
+        cls,
+        app_id: str,
+        secret: str | None,
+        app_host: str,
+        protocol: str = DEFAULT_PROTOCOL,
+        introspection_endpoint_auth_method: str = DEFAULT_AUTH_METHOD,
+        revocation_endpoint_auth_method: str | None = None,
+        *,
+        http_client: httpx.AsyncClient | httpx.Client | None = None,
+        **options: Unpack[TuningOptions],
+    ) -> Self:
+        """An introspector for a GenAuth application, named the way GenAuth's SDK names it.
+
+        ``app_host`` is the application's host (``https://YOUR_DOMAIN.genauth.ai``),
+        ``protocol`` ``oidc`` or ``oauth``; the endpoints are
+        ``{app_host}/{protocol}/token/introspection`` and ``.../revocation``.
+        ``secret`` may be ``None`` only with ``none`` methods (a public client).
+        ``revocation_endpoint_auth_method`` defaults to the introspection one.
+        ``http_client``: this driver's kind of httpx client, if you manage it;
+        ``options``: the constructor's tuning options (``cache_ttl``, ``timeout``...).
+        """
+        settings = genauth_settings(
+            app_id,
+            secret,
+            app_host,
+            protocol,
+            introspection_endpoint_auth_method,
+            revocation_endpoint_auth_method,
+            allow_insecure_http=options.get("allow_insecure_http", False),
+        )
+        return cls._from_settings(settings, http_client, options)
+
+    @classmethod
+    def from_env(
+        cls,
+        prefix: str = "GENAUTH_",
+        *,
+        environ: Mapping[str, str] | None = None,
+        http_client: httpx.AsyncClient | httpx.Client | None = None,
+        **options: Unpack[TuningOptions],
+    ) -> Self:
+        """An introspector configured by ``{prefix}*`` environment variables.
+
+        ``GENAUTH_APP_ID``, ``GENAUTH_APP_SECRET``, ``GENAUTH_APP_HOST``,
+        ``GENAUTH_PROTOCOL``... (the README lists them all); unset ones take
+        ``from_genauth``'s defaults. ``options`` are defaults the environment
+        overrides, so operators can tune a deployed app without a code change.
+        ``environ`` replaces ``os.environ`` (tests, secrets loaded elsewhere).
+        """
+        settings, from_environment = settings_from_env(
+            os.environ if environ is None else environ,
+            prefix,
+            allow_insecure_http=options.get("allow_insecure_http", False),
+        )
+        return cls._from_settings(settings, http_client, {**options, **from_environment})
+
+    @classmethod
+    def from_discovery(
+        cls,
+        issuer_or_metadata_url: str,
+        client_id: str,
+        client_secret: str | None = None,
+        *,
+        auth_method: str | None = None,
+        revocation_auth_method: str | None = None,
+        metadata_client: httpx.Client | None = None,
+        http_client: httpx.AsyncClient | httpx.Client | None = None,
+        **options: Unpack[TuningOptions],
+    ) -> Self:
+        """An introspector configured by the server's metadata (RFC 8414 / OpenID Discovery).
+
+        ``issuer_or_metadata_url``: the issuer (GenAuth: ``{app_host}/oidc``)
+        or the document's URL. The document must name that issuer. Without
+        ``auth_method``, one the server advertises is chosen. The document is
+        fetched once (synchronously: this runs at start-up, maybe before an
+        event loop exists) and cached; ``metadata_client`` is an
+        ``httpx.Client`` for that fetch. Raises ``ConfigurationError`` for a
+        wrong or refused document, ``AuthorizationServerUnavailable`` when the
+        server cannot be reached (retry the start-up later).
+        """
+        metadata = fetch_metadata(
+            issuer_or_metadata_url,
+            timeout=options.get("timeout", 5.0),
+            allow_insecure_http=options.get("allow_insecure_http", False),
+            http_client=metadata_client,
+        )
+        settings = discovered_settings(
+            metadata, client_id, client_secret, auth_method, revocation_auth_method
+        )
+        introspector = cls._from_settings(settings, http_client, options)
+        introspector.server_metadata = metadata
+        return introspector
+
+    @classmethod
+    def _from_settings(
+        cls,
+        settings: ClientSettings,
+        http_client: httpx.AsyncClient | httpx.Client | None,
+        options: TuningOptions,
+    ) -> Self:
+        driver_options: dict[str, Any] = {} if http_client is None else {"http_client": http_client}
+        return cls(
+            settings.introspection_endpoint,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            auth_method=settings.auth_method,
+            revocation_endpoint=settings.revocation_endpoint,
+            revocation_auth_method=settings.revocation_auth_method,
+            **options,
+            **driver_options,
+        )
+
     # ------------------------------------------------------------ protocol
 
     def _check_token(self, token: str) -> None:
+        """Refuse, before any call, what cannot be a bearer token (``InvalidRequest``).
+
+        The middlewares check the same (RFC 6750 b64token, ``max_token_length``)
+        when they extract the token; this covers direct callers.
+        """
         if not isinstance(token, str) or not token:
             raise TypeError("introspect() takes the access token as a non-empty str")
+        check_bearer_token(token, self.max_token_length)
 
     def _request(self, token: str) -> httpx.Request:
         request = token_request(
@@ -159,35 +424,78 @@ class IntrospectorBase:
         request.extensions["timeout"] = self._timeout_extension
         return request
 
-    def _body_limit_exceeded(self, headers: Mapping[str, str], received: int) -> bool:
-        if received > self.max_response_bytes:
-            return True
-        length = headers.get("content-length", "")
-        return length.isdigit() and int(length) > self.max_response_bytes
-
-    def _too_large(self, key: bytes) -> IntrospectionError:
-        return self._failed(key, body_too_large(self.max_response_bytes))
-
-    def _transport_failed(self, key: bytes, exc: Exception) -> IntrospectionError:
-        return self._failed(key, transport_error("introspection", self.introspection_endpoint, exc))
-
     def _failed(self, key: bytes, error: IntrospectionError) -> IntrospectionError:
-        self._failures.failure(str(error), key_hint(key))
+        self._failures.failure(str(error), key_hint(key), error.reason)
         return error
 
-    def _accept(
-        self, key: bytes, status: int, headers: Mapping[str, str], body: bytes
-    ) -> TokenInfo:
-        """Parse an answer, cache it if it is one, and return it (or raise the failure)."""
-        try:
-            info = parse_introspection_response(
-                status, headers, body, now=time.time(), leeway=self.leeway
-            )
-        except IntrospectionError as error:
-            raise self._failed(key, error) from None
+    # ------------------------------------------------------------ one introspection, decided once
+
+    def _http_limits(self) -> httpx.Limits:
+        """Pool limits of the clients we create: a connection per allowed call."""
+        return httpx.Limits(max_connections=self.max_concurrent_introspections)
+
+    def _body(self, response: httpx.Response) -> BoundedBody:
+        """The reader of ``response``'s body (raises if it is announced too large).
+
+        A transport that read the body already (``httpx.MockTransport``, test
+        doubles) hands it over decoded and whole; it is only bounded then.
+        """
+        if not response.is_stream_consumed:
+            return BoundedBody(response.status_code, response.headers, self.max_response_bytes)
+        body = BoundedBody(response.status_code, {}, self.max_response_bytes)
+        body.feed(response.content)
+        return body
+
+    def _parse(self, key: bytes, status: int, headers: Mapping[str, str], body: bytes) -> TokenInfo:
+        """The answer as ``TokenInfo`` with the claim rules applied; raises (unlogged) if none."""
+        info = parse_introspection_response(
+            status, headers, body, now=time.time(), leeway=self.leeway
+        )
+        info, broken_rule = self.rules.apply(info)
+        if broken_rule is not None:
+            token_rejected(key_hint(key), broken_rule)
+        return info
+
+    def _judge(
+        self, key: bytes, exc: Exception, attempt: int
+    ) -> tuple[IntrospectionError, float | None]:
+        """The failure ``exc`` amounts to, and the seconds to wait before a retry (or None)."""
+        if isinstance(exc, IntrospectionError):
+            error, connection_failed = exc, False
+        else:
+            error = transport_error("introspection", self.introspection_endpoint, exc)
+            connection_failed = is_connection_failure(exc)
+        delay = self.retry.delay(attempt, error, connection_failed=connection_failed)
+        if delay is not None:
+            self._failures.retrying(str(error), key_hint(key), attempt, delay)
+        return error, delay
+
+    def _no_slot(self) -> IntrospectionError:
+        """The failure for a request that waited ``queue_timeout`` for a call slot in vain."""
+        self.breaker.release()
+        return too_busy(self.max_concurrent_introspections, self.queue_timeout)
+
+    def _accept(self, key: bytes, info: TokenInfo) -> TokenInfo:
+        """Cache an answer (the cache rule says for how long) and return it."""
         self._failures.success()
         self.cache.put(key, info)
         return info
+
+    def _give_up(self, key: bytes, error: IntrospectionError) -> TokenInfo:
+        """Log the failure; return a stale answer if allowed and there is one, else raise.
+
+        Stale answers stand in only while the server is unavailable or
+        talking nonsense, never when it refused us (4xx): that needs fixing.
+        """
+        self._failed(key, error)
+        if self.serve_stale_on_error and isinstance(
+            error, AuthorizationServerUnavailable | InvalidIntrospectionResponse
+        ):
+            stale = self.cache.get_stale(key)
+            if stale is not None:
+                stale_served(key_hint(key))
+                return stale
+        raise error
 
     def _describe(self) -> dict[str, Any]:
         """Settings without secrets, for the CLI and diagnostics."""
@@ -195,7 +503,14 @@ class IntrospectorBase:
             "introspection_endpoint": self.introspection_endpoint,
             "client_id": self.client_id,
             "auth_method": self.auth_method,
+            "revocation_endpoint": self.revocation_endpoint,
+            "revocation_auth_method": self.revocation_credentials.auth_method,
             "cache_ttl": self.cache.ttl,
             "negative_cache_ttl": self.cache.negative_ttl,
             "timeout": self.timeout,
+            "max_concurrent_introspections": self.max_concurrent_introspections,
+            "queue_timeout": self.queue_timeout,
+            "retries": self.retry.retries,
+            "circuit_breaker_threshold": self.breaker.threshold,
+            "serve_stale_on_error": self.serve_stale_on_error,
         }

@@ -4,7 +4,9 @@ One pooled ``httpx.AsyncClient`` (keep-alive), created on first use so the
 introspector can be built at import time, before any event loop runs.
 Concurrent requests for one uncached token share a single call: the call
 runs as its own task, so a request that gives up (client disconnect) does
-not cancel it for the others.
+not cancel it for the others. Calls are bounded by an ``asyncio.Semaphore``
+(``max_concurrent_introspections``) that only the shared tasks take, so the
+limit counts calls to the server, not waiting requests.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Introspector(IntrospectorBase):
         self._client = http_client
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inflight: dict[bytes, asyncio.Task[TokenInfo]] = {}
+        self._slots = asyncio.Semaphore(self.max_concurrent_introspections)
 
     async def introspect(self, token: str) -> TokenInfo:
         """What the authorization server says about ``token`` (maybe from the cache).
@@ -75,18 +78,89 @@ class Introspector(IntrospectorBase):
         if self._loop is not loop:
             self._loop = loop
             self._inflight = {}
+            self._slots = asyncio.Semaphore(self.max_concurrent_introspections)
             if self._own_client:
                 self._client = None
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
+            # verify=True (httpx's default) on purpose: TLS is checked unless the
+            # user passes a client of their own.
             self._client = httpx.AsyncClient(
-                timeout=self.timeout, follow_redirects=False, trust_env=False
+                timeout=self.timeout,
+                follow_redirects=False,
+                trust_env=False,
+                limits=self._http_limits(),
             )
         return self._client
 
     async def _fetch(self, key: bytes, token: str) -> TokenInfo:
+        """One introspection for the single flight: breaker, slot, attempts, outcome."""
+        try:
+            self.breaker.check()
+            await self._take_slot()
+            try:
+                info = await self._attempts(key, token)
+            except BaseException as exc:
+                self.breaker.record(exc)
+                raise
+            finally:
+                self._slots.release()
+            self.breaker.record(None)
+        except IntrospectionError as error:
+            return self._give_up(key, error)
+        return self._accept(key, info)
+
+    async def _take_slot(self) -> None:
+        if not self._slots.locked():
+            await self._slots.acquire()  # free: no waiting, no timer
+            return
+        try:
+            async with asyncio.timeout(self.queue_timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise self._no_slot() from None
+        except BaseException:
+            self.breaker.release()
+            raise
+
+    async def _attempts(self, key: bytes, token: str) -> TokenInfo:
         request = self._request(token)
+        attempt = 1
+        while True:
+            try:
+                return self._parse(key, *await self._exchange(request))
+            except (IntrospectionError, httpx.HTTPError, TimeoutError, OSError) as exc:
+                error, delay = self._judge(key, exc, attempt)
+            if delay is None:
+                raise error
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    async def _exchange(self, request: httpx.Request) -> tuple[int, httpx.Headers, bytes]:
+        """Send one request; the status, headers and (bounded) body, within ``timeout``."""
+        async with asyncio.timeout(self.timeout):
+            response = await self._http().send(request, stream=True)
+            try:
+                body = self._body(response)
+                if not response.is_stream_consumed:
+                    async for chunk in response.aiter_raw():
+                        if body.feed(chunk):
+                            break
+            finally:
+                await response.aclose()
+        return response.status_code, response.headers, body.body()
+
+    async def revoke(self, token: str, token_type_hint: str | None = "access_token") -> None:
+        """Revoke ``token`` at the authorization server (RFC 7009) and forget its answer.
+
+        Raises ``RevocationError`` unless the server confirmed (200), and
+        ``ConfigurationError`` if no revocation endpoint is configured. An
+        introspection of the token already in flight is waited for, so its
+        answer (from before the revocation) cannot land in the cache after it.
+        """
+        request = self._revocation_request(token, token_type_hint)
+        self._bind_loop()
         try:
             async with asyncio.timeout(self.timeout):
                 response = await self._http().send(request, stream=True)
@@ -94,15 +168,17 @@ class Introspector(IntrospectorBase):
                     body = bytearray()
                     async for chunk in response.aiter_bytes():
                         body += chunk
-                        if self._body_limit_exceeded(response.headers, len(body)):
-                            raise self._too_large(key)
+                        if len(body) > self.max_response_bytes:
+                            break  # only an error code is read from it
                 finally:
                     await response.aclose()
-        except IntrospectionError:
-            raise
         except (httpx.HTTPError, TimeoutError, OSError) as exc:
-            raise self._transport_failed(key, exc) from None
-        return self._accept(key, response.status_code, response.headers, bytes(body))
+            raise self._revocation_failed(exc) from None
+        self._confirm_revocation(token, response.status_code, response.headers, bytes(body))
+        flight = self._inflight.get(self._key(token))
+        if flight is not None:
+            await asyncio.wait([flight], timeout=self.timeout)
+            self.invalidate(token)
 
     async def aclose(self) -> None:
         """Close the HTTP client if the introspector created it."""

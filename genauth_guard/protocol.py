@@ -12,6 +12,7 @@ import json
 import math
 import re
 import time
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -259,9 +260,62 @@ def body_too_large(limit: int) -> InvalidIntrospectionResponse:
     )
 
 
+class BoundedBody:
+    """Collects an answer's raw bytes, decoding and bounding them as they arrive.
+
+    The bound holds for the decoded size: a server that ignores our
+    ``Accept-Encoding: identity`` and sends a small gzip bomb is cut off
+    after ``limit`` decoded bytes, not after inflating it whole. An answer
+    with a status other than 200 is only read for its error code, so it is
+    cut at the limit without failing (``feed`` returns ``True``: stop
+    reading); a 200 answer over the limit raises ``body_too_large``.
+    """
+
+    def __init__(self, status: int, headers: Mapping[str, str], limit: int) -> None:
+        self.limit = limit
+        self.truncate = status != 200
+        self._body = bytearray()
+        self._decoder: Any = None
+        length = headers.get("content-length", "")
+        if not self.truncate and length.isdigit() and int(length) > limit:
+            raise body_too_large(limit)
+        coding = headers.get("content-encoding", "identity").strip().lower()
+        if coding in ("gzip", "x-gzip"):
+            self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif coding == "deflate":
+            self._decoder = zlib.decompressobj()
+        elif coding not in ("identity", "") and not self.truncate:
+            raise _malformed(f"it is sent with Content-Encoding {coding[:32]!r}, not identity")
+
+    def feed(self, chunk: bytes) -> bool:
+        """Add raw bytes; ``True`` once the body is complete enough (stop reading)."""
+        room = self.limit - len(self._body)
+        if self._decoder is not None:
+            try:
+                chunk = self._decoder.decompress(chunk, room + 1)
+            except zlib.error:
+                if self.truncate:
+                    return True
+                raise _malformed("its compressed body is corrupt") from None
+            overflow = len(chunk) > room or bool(self._decoder.unconsumed_tail)
+        else:
+            overflow = len(chunk) > room
+        if overflow:
+            if not self.truncate:
+                raise body_too_large(self.limit)
+            self._body += chunk[:room]
+            return True
+        self._body += chunk
+        return False
+
+    def body(self) -> bytes:
+        """Everything received (at most ``limit`` bytes)."""
+        return bytes(self._body)
+
+
 def transport_error(what: str, url: str, exc: Exception) -> AuthorizationServerUnavailable:
     """The failure for an exception raised while talking to ``url``."""
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
         detail = "did not answer in time"
     elif isinstance(exc, httpx.ConnectError):
         detail = "could not be reached"

@@ -4,6 +4,8 @@ Same options, cache and protocol as ``Introspector`` (they live in
 ``core.IntrospectorBase``); only the waiting differs. Single flight across
 threads: the first thread to miss a token makes the call, the others wait on
 a ``concurrent.futures.Future`` and get the same answer or the same failure.
+Calls are bounded by a ``threading.BoundedSemaphore``
+(``max_concurrent_introspections``) that only the calling thread takes.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import Future
+from concurrent.futures import wait as wait_for_flights
 from types import TracebackType
 from typing import Unpack
 
@@ -36,9 +39,15 @@ class SyncIntrospector(IntrospectorBase):
     ) -> None:
         super().__init__(introspection_endpoint, **options)
         self._own_client = http_client is None
+        # verify=True (httpx's default) on purpose: TLS is checked unless the
+        # user passes a client of their own.
         self._client = http_client or httpx.Client(
-            timeout=self.timeout, follow_redirects=False, trust_env=False
+            timeout=self.timeout,
+            follow_redirects=False,
+            trust_env=False,
+            limits=self._http_limits(),
         )
+        self._slots = threading.BoundedSemaphore(self.max_concurrent_introspections)
         self._flights_lock = threading.Lock()
         self._inflight: dict[bytes, Future[TokenInfo]] = {}
 
@@ -56,6 +65,11 @@ class SyncIntrospector(IntrospectorBase):
             flight = self._inflight.get(key)
             leader = flight is None
             if flight is None:
+                # A flight that ended between the lookup above and this lock has
+                # cached its answer before leaving: take it instead of asking again.
+                cached = self.cache.get(key)
+                if cached is not None:
+                    return cached
                 flight = self._inflight[key] = Future()
         if not leader:
             return flight.result()
@@ -72,25 +86,84 @@ class SyncIntrospector(IntrospectorBase):
                 del self._inflight[key]
 
     def _fetch(self, key: bytes, token: str) -> TokenInfo:
+        """One introspection for the single flight: breaker, slot, attempts, outcome."""
+        try:
+            self.breaker.check()
+            if not self._slots.acquire(timeout=self.queue_timeout):
+                raise self._no_slot()
+            try:
+                info = self._attempts(key, token)
+            except BaseException as exc:
+                self.breaker.record(exc)
+                raise
+            finally:
+                self._slots.release()
+            self.breaker.record(None)
+        except IntrospectionError as error:
+            return self._give_up(key, error)
+        return self._accept(key, info)
+
+    def _attempts(self, key: bytes, token: str) -> TokenInfo:
         request = self._request(token)
+        attempt = 1
+        while True:
+            try:
+                return self._parse(key, *self._exchange(request))
+            except (IntrospectionError, httpx.HTTPError, OSError) as exc:
+                error, delay = self._judge(key, exc, attempt)
+            if delay is None:
+                raise error
+            time.sleep(delay)
+            attempt += 1
+
+    def _exchange(self, request: httpx.Request) -> tuple[int, httpx.Headers, bytes]:
+        """Send one request; the status, headers and (bounded) body.
+
+        httpx bounds each connect, write and read by ``timeout``; the deadline
+        check between chunks bounds a body trickling in, so a call ends
+        within about ``timeout`` plus one read.
+        """
         deadline = time.monotonic() + self.timeout
+        response = self._client.send(request, stream=True)
+        try:
+            body = self._body(response)
+            if not response.is_stream_consumed:
+                for chunk in response.iter_raw():
+                    if body.feed(chunk):
+                        break
+                    if time.monotonic() > deadline:
+                        raise httpx.ReadTimeout("the answer took too long", request=request)
+        finally:
+            response.close()
+        return response.status_code, response.headers, body.body()
+
+    def revoke(self, token: str, token_type_hint: str | None = "access_token") -> None:
+        """Revoke ``token`` at the authorization server (RFC 7009) and forget its answer.
+
+        Raises ``RevocationError`` unless the server confirmed (200), and
+        ``ConfigurationError`` if no revocation endpoint is configured. An
+        introspection of the token already in flight is waited for, so its
+        answer (from before the revocation) cannot land in the cache after it.
+        """
+        request = self._revocation_request(token, token_type_hint)
         try:
             response = self._client.send(request, stream=True)
             try:
                 body = bytearray()
                 for chunk in response.iter_bytes():
                     body += chunk
-                    if self._body_limit_exceeded(response.headers, len(body)):
-                        raise self._too_large(key)
-                    if time.monotonic() > deadline:
-                        raise httpx.ReadTimeout("the answer took too long", request=request)
+                    if len(body) > self.max_response_bytes:
+                        break  # only an error code is read from it
             finally:
                 response.close()
-        except IntrospectionError:
-            raise
         except (httpx.HTTPError, OSError) as exc:
-            raise self._transport_failed(key, exc) from None
-        return self._accept(key, response.status_code, response.headers, bytes(body))
+            raise self._revocation_failed(exc) from None
+        self._confirm_revocation(token, response.status_code, response.headers, bytes(body))
+        with self._flights_lock:
+            flight = self._inflight.get(self._key(token))
+        if flight is not None:
+            wait_for_flights([flight], timeout=self.timeout)
+            self.invalidate(token)
 
     def close(self) -> None:
         """Close the HTTP client if the introspector created it."""

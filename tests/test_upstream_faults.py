@@ -85,6 +85,7 @@ def introspector_for(handler: Handler) -> Introspector:
         client_id="rs",
         client_secret=SECRET,
         http_client=client,
+        retries=0,  # these tests classify one failure; retrying is test_hardening's
     )
 
 
@@ -158,7 +159,11 @@ async def test_all_waiters_share_one_failure_and_the_next_request_retries() -> N
 
     client = httpx.AsyncClient(transport=httpx.MockTransport(slow_failure))
     introspector = Introspector(
-        "https://as.example/introspect", client_id="rs", client_secret=SECRET, http_client=client
+        "https://as.example/introspect",
+        client_id="rs",
+        client_secret=SECRET,
+        http_client=client,
+        retries=0,
     )
     waiters = [asyncio.ensure_future(introspector.introspect(TOKEN)) for _ in range(10)]
     await asyncio.sleep(0.05)

@@ -1,0 +1,241 @@
+"""Settings from environment variables: ``from_env``'s half of the configuration.
+
+Twelve-factor deployments configure through the environment. The variables
+carry GenAuth's names (``GENAUTH_APP_ID``, ``GENAUTH_APP_SECRET``,
+``GENAUTH_APP_HOST``...) and go through the same checks as ``from_genauth``'s
+arguments, but every complaint names the variable to change, values are read
+strictly (``5m`` is not a number of seconds), and all problems are reported
+at once. Pure: the environment is a mapping handed in.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from .endpoint import check_endpoint_url
+from .errors import ConfigurationError
+from .genauth import (
+    APP_HOST_EXAMPLE,
+    DEFAULT_AUTH_METHOD,
+    DEFAULT_PROTOCOL,
+    ClientSettings,
+    GenAuthEndpoints,
+    OptionNames,
+    check_credentials,
+    check_protocol,
+    normalize_app_host,
+)
+
+if TYPE_CHECKING:
+    from .core import TuningOptions
+
+logger = logging.getLogger("genauth_guard")
+
+T = TypeVar("T")
+
+ENV_VARIABLES: Final[tuple[str, ...]] = (
+    "APP_ID",
+    "APP_SECRET",
+    "APP_HOST",
+    "PROTOCOL",
+    "INTROSPECTION_AUTH_METHOD",
+    "REVOCATION_AUTH_METHOD",
+    "INTROSPECTION_ENDPOINT",
+    "REVOCATION_ENDPOINT",
+    "CACHE_TTL",
+    "NEGATIVE_CACHE_TTL",
+    "CACHE_MAXSIZE",
+    "TIMEOUT",
+    "LEEWAY",
+    "ALLOW_INSECURE_HTTP",
+)
+"""The names ``from_env`` reads, after the prefix (``GENAUTH_`` by default)."""
+
+_PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_COUNT = re.compile(r"[0-9]+")
+_MAX_SECONDS = 1e9  # about 31 years: more is a typo, and float("9" * 400) is infinity
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+class _Environment:
+    """Typed, strict reads of ``{prefix}{NAME}``; empty or blank counts as unset.
+
+    A malformed value reads as unset and its complaint goes to ``problems``,
+    so all of them can be reported together.
+    """
+
+    def __init__(self, environ: Mapping[str, str], prefix: str) -> None:
+        if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
+            raise ConfigurationError(
+                f"prefix={prefix!r} must be an environment variable name prefix, like 'GENAUTH_'."
+            )
+        self.environ = environ
+        self.prefix = prefix
+        self.problems: list[str] = []
+
+    def name(self, suffix: str) -> str:
+        return self.prefix + suffix
+
+    def text(self, suffix: str) -> str | None:
+        value = self.environ.get(self.name(suffix))
+        return (value.strip() or None) if isinstance(value, str) else None
+
+    def seconds(self, suffix: str, *, positive: bool = False) -> float | None:
+        value = self.text(suffix)
+        if value is None:
+            return None
+        seconds = float(value) if _SECONDS.fullmatch(value) else math.nan
+        if not 0 <= seconds < _MAX_SECONDS or (positive and seconds == 0):
+            least = "more than 0" if positive else "0 or more"
+            self.problems.append(
+                f"{self.name(suffix)}={value!r} is not a number of seconds ({least}); "
+                "write it like 300 or 2.5, without a unit."
+            )
+            return None
+        return seconds
+
+    def count(self, suffix: str) -> int | None:
+        value = self.text(suffix)
+        if value is None:
+            return None
+        if not _COUNT.fullmatch(value) or int(value) < 1:
+            self.problems.append(
+                f"{self.name(suffix)}={value!r} is not a whole number (1 or more); "
+                "write it like 10000, without separators."
+            )
+            return None
+        return int(value)
+
+    def flag(self, suffix: str) -> bool | None:
+        value = self.text(suffix)
+        if value is None:
+            return None
+        if value.lower() in _TRUE:
+            return True
+        if value.lower() in _FALSE:
+            return False
+        self.problems.append(
+            f"{self.name(suffix)}={value!r} is not a yes/no value; use one of "
+            + ", ".join(_TRUE + _FALSE)
+            + "."
+        )
+        return None
+
+    def checked(self, check: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        """``check(*args, **kwargs)``, or ``None`` with its complaint kept in ``problems``."""
+        try:
+            return check(*args, **kwargs)
+        except ConfigurationError as exc:
+            self.problems.append(str(exc))
+            return None
+
+    def warn_about_misspellings(self) -> None:
+        """Log set variables that look like a misspelled setting (a typo is otherwise silent)."""
+        known = [self.name(suffix) for suffix in ENV_VARIABLES]
+        for variable in self.environ:
+            if variable.startswith(self.prefix) and variable not in known:
+                close = difflib.get_close_matches(variable, known, n=1, cutoff=0.85)
+                if close:
+                    logger.warning(
+                        "%s is not a setting genauth-guard reads; %s?", variable, close[0]
+                    )
+
+
+def settings_from_env(
+    environ: Mapping[str, str], prefix: str = "GENAUTH_", *, allow_insecure_http: bool = False
+) -> tuple[ClientSettings, TuningOptions]:
+    """Client settings and tuning options from ``{prefix}*`` variables (see ``ENV_VARIABLES``).
+
+    Unset variables take ``from_genauth``'s defaults. ``{prefix}INTROSPECTION_ENDPOINT``
+    serves authorization servers other than GenAuth: with it, ``{prefix}APP_HOST``
+    is not needed. ``allow_insecure_http`` is the default of
+    ``{prefix}ALLOW_INSECURE_HTTP``. Every problem is reported at once, so a
+    deployment is fixed in one round, not one variable per restart.
+    """
+    env = _Environment(environ, prefix)
+    env.warn_about_misspellings()
+    options = _read_tuning(env)
+    credentials = env.checked(
+        check_credentials,
+        env.text("APP_ID"),
+        env.text("APP_SECRET"),
+        env.text("INTROSPECTION_AUTH_METHOD") or DEFAULT_AUTH_METHOD,
+        env.text("REVOCATION_AUTH_METHOD"),
+        OptionNames(
+            app_id=env.name("APP_ID"),
+            secret=env.name("APP_SECRET"),
+            introspection_auth_method=env.name("INTROSPECTION_AUTH_METHOD"),
+            revocation_auth_method=env.name("REVOCATION_AUTH_METHOD"),
+        ),
+    )
+    endpoints = _env_endpoints(env, options.get("allow_insecure_http", allow_insecure_http))
+    if env.problems or credentials is None or endpoints is None:
+        raise ConfigurationError("\n".join(env.problems))
+    client_id, secret, method, revocation_method = credentials
+    settings = ClientSettings(
+        introspection_endpoint=endpoints[0],
+        client_id=client_id,
+        client_secret=secret,
+        auth_method=method,
+        revocation_endpoint=endpoints[1],
+        revocation_auth_method=revocation_method,
+    )
+    return settings, options
+
+
+def _read_tuning(env: _Environment) -> TuningOptions:
+    options: TuningOptions = {}
+    if (insecure := env.flag("ALLOW_INSECURE_HTTP")) is not None:
+        options["allow_insecure_http"] = insecure
+    if (cache_ttl := env.seconds("CACHE_TTL")) is not None:
+        options["cache_ttl"] = cache_ttl
+    if (negative_cache_ttl := env.seconds("NEGATIVE_CACHE_TTL")) is not None:
+        options["negative_cache_ttl"] = negative_cache_ttl
+    if (cache_maxsize := env.count("CACHE_MAXSIZE")) is not None:
+        options["cache_maxsize"] = cache_maxsize
+    if (timeout := env.seconds("TIMEOUT", positive=True)) is not None:
+        options["timeout"] = timeout
+    if (leeway := env.seconds("LEEWAY")) is not None:
+        options["leeway"] = leeway
+    return options
+
+
+def _env_endpoints(env: _Environment, allow_insecure_http: bool) -> tuple[str, str | None] | None:
+    """The introspection and revocation endpoints: explicit ones win over ``APP_HOST``'s.
+
+    Each variable is checked on its own; complaints go to ``env.problems``.
+    """
+    explicit: dict[str, str | None] = {}
+    for suffix in ("INTROSPECTION_ENDPOINT", "REVOCATION_ENDPOINT"):
+        if (url := env.text(suffix)) is not None:
+            explicit[suffix] = env.checked(
+                check_endpoint_url, url, env.name(suffix), allow_insecure_http=allow_insecure_http
+            )
+    protocol = env.checked(
+        check_protocol, env.text("PROTOCOL") or DEFAULT_PROTOCOL, env.name("PROTOCOL")
+    )
+    host = env.text("APP_HOST")
+    if host is None:
+        if "INTROSPECTION_ENDPOINT" not in explicit:
+            env.problems.append(
+                f"{env.name('APP_HOST')} is not set: set it to the GenAuth application's host "
+                f"(like {APP_HOST_EXAMPLE}), or set {env.name('INTROSPECTION_ENDPOINT')} to "
+                "the introspection endpoint of another authorization server."
+            )
+    else:
+        app_host = env.checked(
+            normalize_app_host, host, env.name("APP_HOST"), allow_insecure_http=allow_insecure_http
+        )
+        if app_host is not None and protocol is not None:
+            endpoints = GenAuthEndpoints(app_host, protocol)
+            explicit.setdefault("INTROSPECTION_ENDPOINT", endpoints.introspection)
+            explicit.setdefault("REVOCATION_ENDPOINT", endpoints.revocation)
+    introspection = explicit.get("INTROSPECTION_ENDPOINT")
+    return None if introspection is None else (introspection, explicit.get("REVOCATION_ENDPOINT"))

@@ -1,0 +1,230 @@
+"""GenAuth's names for things: ``app_id``, ``secret``, ``app_host``, ``protocol``.
+
+A GenAuth user knows those four values, not endpoint URLs. This module turns
+them into the endpoints GenAuth's SDK builds (``{app_host}/{protocol}/token/
+introspection`` and ``.../revocation``) and the client credentials, with the
+validation the SDK lacks (``environment.py`` reads the same settings from
+environment variables). Pure: no I/O, so ``from_genauth`` stays a
+construction-time check that fails before the first request, not during it.
+
+Every error is a ``ConfigurationError`` that names the option (or the
+environment variable) the user has to change, and the values it accepts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final, Literal, get_args
+
+import httpx
+
+from .client_auth import AuthMethod, check_auth_method
+from .endpoint import check_endpoint_url
+from .errors import ConfigurationError
+
+GenAuthProtocol = Literal["oidc", "oauth"]
+PROTOCOLS: Final[tuple[GenAuthProtocol, ...]] = get_args(GenAuthProtocol)
+DEFAULT_PROTOCOL: Final[GenAuthProtocol] = "oidc"
+DEFAULT_AUTH_METHOD: Final[AuthMethod] = "client_secret_post"
+APP_HOST_EXAMPLE = "https://YOUR_DOMAIN.genauth.ai"
+
+
+def check_protocol(protocol: object, option: str = "protocol") -> GenAuthProtocol:
+    """``protocol`` if it is ``oidc`` or ``oauth``, else a ``ConfigurationError`` naming it."""
+    for known in PROTOCOLS:
+        if protocol == known:
+            return known
+    raise ConfigurationError(
+        f"{option}={protocol!r} is not a GenAuth protocol; use one of " + ", ".join(PROTOCOLS) + "."
+    )
+
+
+def normalize_app_host(
+    app_host: object, option: str = "app_host", *, allow_insecure_http: bool = False
+) -> str:
+    """``app_host`` as ``scheme://host[:port]``, or a ``ConfigurationError`` naming ``option``.
+
+    A trailing slash is forgiven (dropped); a path, query or fragment is not:
+    ``https://x.genauth.ai/oidc`` would silently become
+    ``.../oidc/oidc/token/introspection``, which answers 404 on every request.
+    """
+    if not isinstance(app_host, str) or not app_host.strip():
+        raise ConfigurationError(
+            f"{option} is required: the GenAuth application's host, like {APP_HOST_EXAMPLE}."
+        )
+    text = app_host.strip()
+    try:
+        url = httpx.URL(text)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ConfigurationError(f"{option}={text!r} is not a valid URL: {exc}.") from None
+    if url.scheme not in ("https", "http") or not url.host:
+        raise ConfigurationError(
+            f"{option}={text!r} must be an absolute https:// URL like {APP_HOST_EXAMPLE}."
+        )
+    check_endpoint_url(text, option, allow_insecure_http=allow_insecure_http)
+    path = url.path.rstrip("/")
+    if url.query or "?" in text:
+        raise ConfigurationError(f"{option}={text!r} must not have a ?query.")
+    if path:
+        hint = ""
+        if path.strip("/") in PROTOCOLS:
+            hint = f" and pass protocol={path.strip('/')!r}"
+        raise ConfigurationError(
+            f"{option}={text!r} must be the bare host, like {APP_HOST_EXAMPLE}: drop the path "
+            f"{path!r}{hint}. The guard adds /{{protocol}}/token/introspection itself."
+        )
+    port = f":{url.port}" if url.port is not None else ""
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{url.scheme}://{host}{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class GenAuthEndpoints:
+    """The URLs GenAuth serves an application's ``protocol`` at (see GENAUTH.md)."""
+
+    app_host: str
+    protocol: GenAuthProtocol
+
+    @property
+    def issuer(self) -> str:
+        """The issuer of the discovery document: ``{app_host}/{protocol}``."""
+        return f"{self.app_host}/{self.protocol}"
+
+    @property
+    def introspection(self) -> str:
+        return f"{self.issuer}/token/introspection"
+
+    @property
+    def revocation(self) -> str:
+        return f"{self.issuer}/token/revocation"
+
+    @property
+    def discovery(self) -> str:
+        return f"{self.issuer}/.well-known/openid-configuration"
+
+
+def genauth_endpoints(
+    app_host: str,
+    protocol: str = DEFAULT_PROTOCOL,
+    *,
+    allow_insecure_http: bool = False,
+    app_host_option: str = "app_host",
+    protocol_option: str = "protocol",
+) -> GenAuthEndpoints:
+    """The endpoints of a GenAuth application, validated (``ConfigurationError`` if not)."""
+    return GenAuthEndpoints(
+        normalize_app_host(app_host, app_host_option, allow_insecure_http=allow_insecure_http),
+        check_protocol(protocol, protocol_option),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    """Where to send requests and as whom: what a constructor needs besides tuning."""
+
+    introspection_endpoint: str
+    client_id: str
+    client_secret: str | None = field(repr=False)
+    auth_method: AuthMethod = DEFAULT_AUTH_METHOD
+    revocation_endpoint: str | None = None
+    revocation_auth_method: AuthMethod = DEFAULT_AUTH_METHOD
+
+
+@dataclass(frozen=True, slots=True)
+class OptionNames:
+    """How the user spelled each setting, so errors name what they have to change."""
+
+    app_id: str = "app_id"
+    secret: str = "secret"
+    introspection_auth_method: str = "introspection_endpoint_auth_method"
+    revocation_auth_method: str = "revocation_endpoint_auth_method"
+
+
+def check_credentials(
+    app_id: object,
+    secret: object,
+    introspection_auth_method: object,
+    revocation_auth_method: object | None,
+    names: OptionNames = OptionNames(),
+) -> tuple[str, str | None, AuthMethod, AuthMethod]:
+    """Validated ``(app_id, secret, introspection method, revocation method)``.
+
+    The revocation method defaults to the introspection method: an
+    application usually authenticates one way, and a public client
+    (``none``) should not need a secret just because it might revoke.
+    Every problem found is in the one ``ConfigurationError``, a line each.
+    """
+    problems: list[str] = []
+    if not isinstance(app_id, str) or not app_id.strip():
+        problems.append(
+            f"{names.app_id} is not set: it must be the GenAuth application's App ID "
+            "(its client_id)."
+        )
+    if secret is not None and not isinstance(secret, str):
+        problems.append(f"{names.secret} must be a str (the application's App Secret).")
+    methods: dict[str, AuthMethod] = {}
+    for option, value in (
+        (names.introspection_auth_method, introspection_auth_method),
+        (names.revocation_auth_method, revocation_auth_method),
+    ):
+        try:
+            if value is not None:
+                methods[option] = check_auth_method(_as_str(value), option)
+        except ConfigurationError as exc:
+            problems.append(str(exc))
+    method = methods.get(names.introspection_auth_method, DEFAULT_AUTH_METHOD)
+    revocation = methods.setdefault(names.revocation_auth_method, method)
+    for option, used in methods.items():
+        if used != "none" and not secret:
+            problems.append(
+                f"{names.secret} is not set: {option}={used!r} needs the application's App "
+                f"Secret. Set it, or use {option}='none' if the application is a public client."
+            )
+            break
+    if problems:
+        raise ConfigurationError("\n".join(problems))
+    assert isinstance(app_id, str) and (secret is None or isinstance(secret, str))
+    return app_id.strip(), secret or None, method, revocation
+
+
+def _as_str(value: object) -> str:
+    return value if isinstance(value, str) else repr(value)
+
+
+def genauth_settings(
+    app_id: str,
+    secret: str | None,
+    app_host: str,
+    protocol: str = DEFAULT_PROTOCOL,
+    introspection_endpoint_auth_method: str = DEFAULT_AUTH_METHOD,
+    revocation_endpoint_auth_method: str | None = None,
+    *,
+    allow_insecure_http: bool = False,
+) -> ClientSettings:
+    """Endpoints and credentials from GenAuth's options (the ``from_genauth`` arguments)."""
+    endpoints = genauth_endpoints(app_host, protocol, allow_insecure_http=allow_insecure_http)
+    client_id, client_secret, method, revocation = check_credentials(
+        app_id, secret, introspection_endpoint_auth_method, revocation_endpoint_auth_method
+    )
+    return ClientSettings(
+        introspection_endpoint=endpoints.introspection,
+        client_id=client_id,
+        client_secret=client_secret,
+        auth_method=method,
+        revocation_endpoint=endpoints.revocation,
+        revocation_auth_method=revocation,
+    )
+
+
+__all__ = [
+    "PROTOCOLS",
+    "ClientSettings",
+    "GenAuthEndpoints",
+    "GenAuthProtocol",
+    "OptionNames",
+    "check_credentials",
+    "check_protocol",
+    "genauth_endpoints",
+    "genauth_settings",
+    "normalize_app_host",
+]

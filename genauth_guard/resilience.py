@@ -1,0 +1,220 @@
+"""Retry and circuit-breaker decisions, with no I/O: the drivers only do the waiting.
+
+Both introspectors ask ``RetryPolicy`` whether a failed attempt deserves
+another and how long to sleep first, and ask ``CircuitBreaker`` whether to
+call the authorization server at all. Sleeping (``asyncio.sleep`` or
+``time.sleep``) and bounding concurrency (``asyncio.Semaphore`` or
+``threading.BoundedSemaphore``) are all that differ between them.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, Literal
+
+import httpx
+
+from .errors import (
+    AuthorizationServerUnavailable,
+    ClientAuthenticationError,
+    IntrospectionError,
+    InvalidIntrospectionResponse,
+)
+
+RETRYABLE_STATUSES: Final = frozenset({502, 503, 504})
+"""Gateway and overload answers: a second attempt, maybe on another instance, may work."""
+
+_CONNECTION_FAILURES: Final = (
+    httpx.ConnectError,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+    OSError,
+)
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """True for a refused, reset or dropped connection; false for timeouts.
+
+    A timeout is not retried: the server already had its full ``timeout``,
+    and asking a slow server twice doubles both the wait and its load.
+    Introspection is a read, so repeating a request that may have reached
+    the server is safe.
+    """
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return False
+    return isinstance(exc, _CONNECTION_FAILURES)
+
+
+def counts_against_server(error: IntrospectionError) -> bool:
+    """True when ``error`` says the server as a whole is failing (not this one request).
+
+    Unreachable, slow, 5xx, 429, garbage answers and rejected client
+    credentials repeat for every token; a 4xx about one request may not, and
+    must not let one caller's odd tokens open the breaker for everybody.
+    """
+    return isinstance(
+        error,
+        AuthorizationServerUnavailable | InvalidIntrospectionResponse | ClientAuthenticationError,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How many times a failed introspection is repeated, and after how long.
+
+    ``retries`` extra attempts (0: none) follow a connection failure or a
+    502/503/504, never a 4xx, a timeout or a malformed answer. Attempt ``n``
+    waits a random time in ``[b/2, b]`` with ``b = backoff * 2**(n-1)``: the
+    jitter keeps many guards from retrying in lockstep. A ``Retry-After``
+    longer than that wait means the server asked for a pause; then we fail
+    at once (passing its ``Retry-After`` on) instead of retrying early.
+    """
+
+    retries: int = 1
+    backoff: float = 0.1
+
+    def delay(
+        self, attempt: int, error: IntrospectionError, *, connection_failed: bool
+    ) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1``, or ``None`` to give up."""
+        if attempt > self.retries:
+            return None
+        if not connection_failed and error.status_code not in RETRYABLE_STATUSES:
+            return None
+        ceiling = self.backoff * 2 ** (attempt - 1)
+        wait = random.uniform(ceiling / 2, ceiling)
+        if error.retry_after is not None:
+            if error.retry_after > ceiling:
+                return None
+            wait = max(wait, error.retry_after)
+        return wait
+
+    def worst_case(self, timeout: float) -> float:
+        """Upper bound of one introspection's duration, retries and waits included."""
+        return (self.retries + 1) * timeout + self.backoff * float(2**self.retries - 1)
+
+
+BreakerState = Literal["closed", "open", "half-open"]
+
+
+class CircuitBreaker:
+    """Stops calling a server that keeps failing, and probes it again later.
+
+    Closed: calls go through; ``threshold`` failures in a row (see
+    ``counts_against_server``) open it. Open: every call is refused at once
+    for ``cooldown`` seconds, so requests get their 503 now instead of
+    queueing on a dead server. Half-open: one call, the probe, goes through;
+    its success closes the breaker, its failure opens it for another
+    cool-down. Thread-safe and loop-agnostic (a lock and a clock), so both
+    drivers share the implementation; never consulted on a cache hit.
+    ``threshold=0`` disables it (it never opens).
+    """
+
+    def __init__(
+        self, threshold: int, cooldown: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._probing = False
+
+    @property
+    def state(self) -> BreakerState:
+        """``closed``, ``open`` or ``half-open`` (the cool-down is over, a probe may go)."""
+        with self._lock:
+            if self._opened_at is None:
+                return "closed"
+            if self._probing or self._clock() >= self._opened_at + self.cooldown:
+                return "half-open"
+            return "open"
+
+    def admit(self) -> float | None:
+        """``None`` if a call may go now; else the seconds until one may.
+
+        After the cool-down the first caller becomes the probe; everybody
+        else is refused until the probe reports (``record_*``) or gives up
+        (``release``).
+        """
+        if self._opened_at is None:  # closed: the common case, lock-free
+            return None
+        with self._lock:
+            if self._opened_at is None:
+                return None
+            remaining = self._opened_at + self.cooldown - self._clock()
+            if remaining > 0:
+                return remaining
+            if self._probing:
+                return self.cooldown
+            self._probing = True
+            return None
+
+    def record_success(self) -> None:
+        """The server answered: close the breaker and forget past failures."""
+        if self._failures == 0 and self._opened_at is None:  # the common case, lock-free
+            return
+        with self._lock:
+            self._failures = 0
+            self._opened_at = None
+            self._probing = False
+
+    def record_failure(self) -> None:
+        """The server failed: count it; open (again) at the threshold or after a probe."""
+        if not self.threshold:
+            return
+        with self._lock:
+            self._failures += 1
+            if self._probing or self._failures >= self.threshold:
+                self._opened_at = self._clock()
+                self._probing = False
+
+    def release(self) -> None:
+        """An admitted call ended without an answer about the server (cancelled, no slot)."""
+        with self._lock:
+            self._probing = False
+
+    def check(self) -> None:
+        """Raise the ``circuit_open`` failure unless a call may go now (see ``admit``)."""
+        wait = self.admit()
+        if wait is not None:
+            raise circuit_open(self, wait)
+
+    def record(self, outcome: BaseException | None) -> None:
+        """Report how an admitted call ended: ``None`` for an answer, else what was raised.
+
+        Only failures that say the server is failing count; anything else
+        (a 4xx about this request, a cancellation) just frees the probe.
+        """
+        if outcome is None:
+            self.record_success()
+        elif isinstance(outcome, IntrospectionError) and counts_against_server(outcome):
+            self.record_failure()
+        else:
+            self.release()
+
+
+def circuit_open(breaker: CircuitBreaker, wait: float) -> AuthorizationServerUnavailable:
+    """The failure for a call the open breaker refused; ``retry_after`` is ``wait``."""
+    return AuthorizationServerUnavailable(
+        f"The authorization server failed {breaker.threshold} times in a row, so "
+        f"introspection is paused for {breaker.cooldown:g} s (circuit breaker); requests "
+        "are answered 503 meanwhile. Check the authorization server; the guard probes it "
+        "again after the pause.",
+        retry_after=wait,
+    )
+
+
+def too_busy(limit: int, queue_timeout: float) -> AuthorizationServerUnavailable:
+    """The failure for a request that found no free introspection slot in time."""
+    return AuthorizationServerUnavailable(
+        f"{limit} introspections were already in flight and none finished within "
+        f"queue_timeout={queue_timeout:g} s; the authorization server is too slow for the "
+        "load. Raise max_concurrent_introspections or queue_timeout, or find out why it is slow."
+    )

@@ -1,0 +1,93 @@
+"""Claim rules a resource server may add: audience, issuer, client, token type.
+
+Applied once, to the answer as it arrives, before it is cached: an active
+answer that breaks a rule is stored and served as ``INACTIVE`` (401
+``invalid_token``). The rules are fixed per introspector and the cache is
+per introspector, so a cached answer can never have skipped them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .errors import ConfigurationError
+from .token_info import INACTIVE, TokenInfo
+
+
+def _names(value: str | Iterable[str] | None, option: str) -> frozenset[str] | None:
+    if value is None:
+        return None
+    names = frozenset((value,) if isinstance(value, str) else value)
+    if not names or not all(isinstance(name, str) and name for name in names):
+        raise ConfigurationError(
+            f"{option}={value!r} must be a non-empty string or a non-empty list of them "
+            "(or None to skip the check)."
+        )
+    return names
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRules:
+    """What an active answer must also say to be accepted.
+
+    ``audience``: ``aud`` must contain one of these. ``issuer``: ``iss``
+    must equal one of these (GenAuth's introspection ``iss`` has no
+    ``/oidc`` suffix). ``allowed_client_ids``: ``client_id`` must be one of
+    these. ``token_type``: ``token_type`` must equal it, ignoring case
+    (``"Bearer"``). A missing claim fails its rule. ``None``: no check.
+    """
+
+    audience: frozenset[str] | None = None
+    issuer: frozenset[str] | None = None
+    allowed_client_ids: frozenset[str] | None = None
+    token_type: str | None = None
+
+    @classmethod
+    def from_options(
+        cls,
+        *,
+        audience: str | Iterable[str] | None = None,
+        issuer: str | Iterable[str] | None = None,
+        allowed_client_ids: Iterable[str] | None = None,
+        token_type: str | None = None,
+    ) -> ClaimRules:
+        """The rules for the introspector options of the same names (``ConfigurationError``)."""
+        if token_type is not None and (not isinstance(token_type, str) or not token_type):
+            raise ConfigurationError(
+                f"token_type={token_type!r} must be a token type such as 'Bearer', or None."
+            )
+        if isinstance(allowed_client_ids, str):
+            raise ConfigurationError(
+                f"allowed_client_ids={allowed_client_ids!r} must be a list of client ids, "
+                "not one string."
+            )
+        return cls(
+            audience=_names(audience, "audience"),
+            issuer=_names(issuer, "issuer"),
+            allowed_client_ids=_names(allowed_client_ids, "allowed_client_ids"),
+            token_type=token_type.lower() if token_type else None,
+        )
+
+    @property
+    def empty(self) -> bool:
+        return not (self.audience or self.issuer or self.allowed_client_ids or self.token_type)
+
+    def violation(self, info: TokenInfo) -> str | None:
+        """Why ``info`` breaks a rule (safe for logs), or ``None`` if it keeps them all."""
+        if self.audience is not None and self.audience.isdisjoint(info.aud):
+            return "its aud does not name this resource server (audience option)"
+        if self.issuer is not None and info.iss not in self.issuer:
+            return "its iss is not an accepted issuer (issuer option)"
+        if self.allowed_client_ids is not None and info.client_id not in self.allowed_client_ids:
+            return "its client_id is not in allowed_client_ids"
+        if self.token_type is not None and (info.token_type or "").lower() != self.token_type:
+            return f"its token_type is not {self.token_type!r} (token_type option)"
+        return None
+
+    def apply(self, info: TokenInfo) -> tuple[TokenInfo, str | None]:
+        """``info`` itself, or ``INACTIVE`` and the reason when an active answer breaks a rule."""
+        if not info.active or self.empty:
+            return info, None
+        reason = self.violation(info)
+        return (info, None) if reason is None else (INACTIVE, reason)
