@@ -16,6 +16,7 @@ from .challenge import Rejection
 from .errors import IntrospectionError
 from .introspector import Introspector
 from .policy import DEFAULT_RETRY_AFTER, GuardPolicy
+from .scopes import REALM_KEY, SCOPE_KEY
 from .token_info import TokenInfo
 
 WEBSOCKET_POLICY_VIOLATION = 1008
@@ -83,7 +84,8 @@ class GenAuthGuard:
         if isinstance(outcome, Rejection):
             await self._reject(outcome, scope, send)
             return
-        scope["token_info"] = outcome
+        scope[SCOPE_KEY] = outcome
+        scope[REALM_KEY] = self.policy.realm
         scope["user"] = TokenUser(outcome)
         scope["auth"] = AuthCredentials(sorted(outcome.scopes))
         await self.app(scope, receive, send)

@@ -16,16 +16,34 @@ from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
+from ._wsgi_views import Responder, find_wsgi_request
 from .challenge import Rejection
 from .policy import missing_scopes, scope_set
 from .token_info import INACTIVE, TokenInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 SCOPE_KEY = "token_info"
 ENVIRON_KEY = "genauth_guard.token_info"
+REALM_KEY = "genauth_guard.realm"
 DEFAULT_REALM = "api"
 _POSITIONAL_OR_KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
+
+
+def _lookup(request: Any, key: str, kind: type[T]) -> T | None:
+    """``key`` from whatever holds the request's state: ASGI scope, WSGI environ, Django META."""
+    for holder in (
+        getattr(request, "scope", None),
+        getattr(request, "environ", None),
+        getattr(request, "META", None),
+        request,
+    ):
+        if isinstance(holder, Mapping):
+            value = holder.get(key)
+            if isinstance(value, kind):
+                return value
+    return None
 
 
 def get_token_info(request: Any) -> TokenInfo | None:
@@ -34,18 +52,12 @@ def get_token_info(request: Any) -> TokenInfo | None:
     Takes a Starlette/FastAPI ``Request`` or ``WebSocket``, an ASGI scope, a
     WSGI environ, a werkzeug/Flask request or a Django ``HttpRequest``.
     """
-    for holder, key in (
-        (getattr(request, "scope", None), SCOPE_KEY),
-        (getattr(request, "environ", None), ENVIRON_KEY),
-        (getattr(request, "META", None), ENVIRON_KEY),
-        (request, SCOPE_KEY),
-        (request, ENVIRON_KEY),
-    ):
-        if isinstance(holder, Mapping):
-            info = holder.get(key)
-            if isinstance(info, TokenInfo):
-                return info
-    return None
+    return _lookup(request, SCOPE_KEY, TokenInfo) or _lookup(request, ENVIRON_KEY, TokenInfo)
+
+
+def guard_realm(request: Any) -> str:
+    """The realm of the guard that let the request in, so every challenge names the same one."""
+    return _lookup(request, REALM_KEY, str) or DEFAULT_REALM
 
 
 def rejection_response(rejection: Rejection, realm: str = DEFAULT_REALM) -> Response:
@@ -64,7 +76,7 @@ class ScopeRequirement:
     RFC 6750 challenge, and returns the ``TokenInfo``.
     """
 
-    def __init__(self, scopes: frozenset[str], realm: str) -> None:
+    def __init__(self, scopes: frozenset[str], realm: str | None) -> None:
         self.scopes = scopes
         self.realm = realm
         # What FastAPI reads to know what to inject when used as a dependency.
@@ -77,9 +89,10 @@ class ScopeRequirement:
         """Why ``info`` may not pass, or ``None``."""
         return missing_scopes(info or INACTIVE, self.scopes)
 
-    def __call__(self, target: Any) -> Any:
-        if isinstance(target, HTTPConnection):
-            return self._dependency(target)
+    def __call__(self, target: Any = None, *, request: Any = None) -> Any:
+        if request is not None or isinstance(target, HTTPConnection):
+            # FastAPI calls dependencies with keywords: Depends(...) passes request=.
+            return self._dependency(request if request is not None else target)
         if callable(target):
             return self._decorate(target)
         raise TypeError("require_scopes(...) decorates an endpoint or is used as Depends(...)")
@@ -89,43 +102,62 @@ class ScopeRequirement:
         rejection = self.rejection(info)
         if rejection is not None:
             raise HTTPException(
-                rejection.status, rejection.description, headers=dict(rejection.headers(self.realm))
+                rejection.status,
+                rejection.description,
+                headers=dict(rejection.headers(self.realm or guard_realm(request))),
             )
         return info
 
     def _decorate(self, endpoint: F) -> F:
-        def denied(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Response | None:
-            conn = _find_connection(args, kwargs)
-            rejection = self.rejection(get_token_info(conn))
-            return None if rejection is None else rejection_response(rejection, self.realm)
+        def denied(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            """The framework's 403 response, or ``None`` when the endpoint may run."""
+            request, respond = _find_connection(args, kwargs)
+            rejection = self.rejection(get_token_info(request))
+            if rejection is None:
+                return None
+            return respond(rejection, self.realm or guard_realm(request))
 
         if inspect.iscoroutinefunction(endpoint):
 
             @functools.wraps(endpoint)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return denied(args, kwargs) or await endpoint(*args, **kwargs)
+                response = denied(args, kwargs)
+                return await endpoint(*args, **kwargs) if response is None else response
 
             return async_wrapper  # type: ignore[return-value]
 
         @functools.wraps(endpoint)
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-            return denied(args, kwargs) or endpoint(*args, **kwargs)
+            response = denied(args, kwargs)
+            return endpoint(*args, **kwargs) if response is None else response
 
         return sync_wrapper  # type: ignore[return-value]
 
 
-def _find_connection(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _find_connection(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Responder]:
+    """The request an endpoint was called with, and how its framework takes a 403.
+
+    Starlette's ``Request`` first; then Django, werkzeug, Flask (no request
+    argument) and bare WSGI apps, recognised without importing any of them.
+    """
     for value in (*args, *kwargs.values()):
         if isinstance(value, HTTPConnection):
-            return value
+            return value, rejection_response
+    found = find_wsgi_request(args, kwargs)
+    if found is not None:
+        return found
     raise TypeError(
-        "require_scopes: the endpoint was not called with a Starlette Request; decorate "
-        "endpoints that take the request, or use Depends(require_scopes(...)) in FastAPI."
+        "require_scopes: found no request to check; decorate a Starlette endpoint or a "
+        "Django view (both take the request), a Flask view (called in a request context) "
+        "or a WSGI app (environ, start_response); in FastAPI use Depends(require_scopes(...))."
     )
 
 
-def require_scopes(*scopes: str, realm: str = DEFAULT_REALM) -> ScopeRequirement:
+def require_scopes(*scopes: str, realm: str | None = None) -> ScopeRequirement:
     """Require every one of ``scopes`` for a route (403 ``insufficient_scope`` otherwise).
+
+    The challenge names ``realm``, by default the realm of the guard that let
+    the request in.
 
     ``@require_scopes("orders:read")`` on a Starlette endpoint, or
     ``Depends(require_scopes("orders:read"))`` in FastAPI.

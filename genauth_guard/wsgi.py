@@ -1,0 +1,144 @@
+"""``GenAuthGuardWSGI``: the WSGI middleware (Flask, Django, any WSGI app).
+
+The twin of the ASGI ``GenAuthGuard`` with nothing of its own to decide:
+``GuardPolicy`` decides, ``Rejection`` writes the answer, ``SyncIntrospector``
+asks the authorization server. This module only reads the WSGI environ and
+calls ``start_response``, so both middlewares answer every request alike.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from ._logging import logger
+from ._wsgi_views import answer_wsgi
+from .challenge import Rejection
+from .errors import ConfigurationError, IntrospectionError
+from .policy import DEFAULT_RETRY_AFTER, GuardPolicy
+from .scopes import ENVIRON_KEY, REALM_KEY
+from .sync_introspector import SyncIntrospector
+from .token_info import TokenInfo
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = ["ENVIRON_KEY", "GenAuthGuardWSGI", "authorization_values", "request_path"]
+
+# After a comma, "scheme SP credentials" starts another credential (an
+# auth-param is "name = value"): the sign of two headers folded into one.
+_NEXT_CREDENTIAL = re.compile(r"[ \t]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+ +[^ \t=,]")
+
+
+def authorization_values(environ: WSGIEnvironment) -> list[str]:
+    """The request's ``Authorization`` credentials, one per header it sent.
+
+    WSGI has room for one value per header, so servers fold repeated headers
+    into one, joined by commas (werkzeug, gunicorn). Split them again where a
+    comma outside a quoted string starts a new ``scheme credentials``, so a
+    request with two headers is refused as such, exactly as the ASGI guard
+    refuses it. (A server that keeps only the last header hides the first
+    one from every WSGI app; nothing here can see it.)
+    """
+    value = environ.get("HTTP_AUTHORIZATION")
+    if not isinstance(value, str):
+        return []
+    values: list[str] = []
+    start, quoted, escaped = 0, False, False
+    for index, char in enumerate(value):
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted and _NEXT_CREDENTIAL.match(value, index + 1):
+            values.append(value[start:index])
+            start = index + 1
+    values.append(value[start:])
+    return values
+
+
+def request_path(environ: WSGIEnvironment) -> str:
+    """The path the application routes on, decoded the way werkzeug and Django decode it.
+
+    ``PATH_INFO`` (below ``SCRIPT_NAME``, where the app is mounted) holds the
+    URL-decoded bytes as latin-1; routes, and ``exclude_paths``, are UTF-8.
+    """
+    path = environ.get("PATH_INFO") or "/"
+    try:
+        return str(path.encode("latin-1").decode("utf-8", "replace"))
+    except UnicodeEncodeError:  # a server that already decoded it
+        return str(path)
+
+
+class GenAuthGuardWSGI:
+    """Protects a WSGI app: only requests with an active bearer token get through.
+
+    Accepted requests carry ``environ["genauth_guard.token_info"]`` (the
+    ``TokenInfo``), ``environ["REMOTE_USER"]`` (the token's ``sub``, else its
+    ``username``, else its ``client_id``, like ``scope["user"]`` on the ASGI
+    side) and ``environ["AUTH_TYPE"] = "Bearer"``; ``require_scopes`` finds
+    the guard's realm in ``environ["genauth_guard.realm"]``. The options and
+    the answers are those of ``GenAuthGuard``.
+
+    ``introspector`` is one ``SyncIntrospector`` per process, shared by all
+    its threads: its cache and single flight only help if it is shared.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        *,
+        introspector: SyncIntrospector,
+        exclude_paths: Iterable[str] = (),
+        required_scopes: Iterable[str] | str = (),
+        realm: str = "api",
+        allow_query_token: bool = False,
+        retry_after: int = DEFAULT_RETRY_AFTER,
+    ) -> None:
+        if inspect.iscoroutinefunction(getattr(introspector, "introspect", None)):
+            raise ConfigurationError(
+                "GenAuthGuardWSGI needs a SyncIntrospector (the async Introspector is for "
+                "ASGI apps and GenAuthGuard); build SyncIntrospector(...) with the same options."
+            )
+        self.app = app
+        self.introspector = introspector
+        self.policy = GuardPolicy(
+            exclude_paths=exclude_paths,
+            required_scopes=required_scopes,
+            realm=realm,
+            allow_query_token=allow_query_token,
+            max_token_length=introspector.max_token_length,
+            retry_after=retry_after,
+        )
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = request_path(environ)
+        if self.policy.is_excluded(path):
+            return self.app(environ, start_response)
+        outcome = self._authenticate(environ)
+        if isinstance(outcome, Rejection):
+            logger.debug("rejected %s %s: %s", environ.get("REQUEST_METHOD"), path, outcome.status)
+            return answer_wsgi(outcome, self.policy.realm, start_response)
+        environ[ENVIRON_KEY] = outcome
+        environ[REALM_KEY] = self.policy.realm  # require_scopes answers in the same realm
+        environ["AUTH_TYPE"] = "Bearer"
+        identity = outcome.identity
+        if identity:
+            environ["REMOTE_USER"] = identity
+        else:  # never leave a REMOTE_USER the server set for someone else
+            environ.pop("REMOTE_USER", None)
+        return self.app(environ, start_response)
+
+    def _authenticate(self, environ: WSGIEnvironment) -> TokenInfo | Rejection:
+        token = self.policy.token(authorization_values(environ), environ.get("QUERY_STRING", ""))
+        if isinstance(token, Rejection):
+            return token
+        try:
+            info = self.introspector.introspect(token)
+        except IntrospectionError as error:
+            return self.policy.failure(error)
+        return self.policy.check(info) or info
