@@ -2,17 +2,18 @@
 
 Run it against the embedded dev authorization server:
 
-    genauth-guard dev-server            # prints the client id/secret and endpoints
-    GENAUTH_INTROSPECTION_ENDPOINT=http://127.0.0.1:9000/oidc/token/introspection \\
-    GENAUTH_CLIENT_ID=dev-client GENAUTH_CLIENT_SECRET=... \\
-        uvicorn examples.starlette_app:app
+    genauth-guard dev-server     # prints GENAUTH_APP_HOST, GENAUTH_APP_ID, GENAUTH_APP_SECRET
+    export GENAUTH_APP_HOST=http://127.0.0.1:9000 GENAUTH_APP_ID=dev-client GENAUTH_APP_SECRET=...
+    uvicorn examples.starlette_app:app --port 8000
 
-or build it in code with ``create_app(introspector)`` (the tests and the demo do).
+(against GenAuth, export your application's values instead), or build it in
+code with ``create_app(introspector)`` (the tests do).
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.authentication import requires
@@ -53,13 +54,24 @@ async def list_orders(request: Request) -> JSONResponse:
 
 @requires("orders:write")  # Starlette's own decorator works too: scope["auth"] is set
 async def create_order(request: Request) -> JSONResponse:
-    body = await request.json()
-    order = {"id": len(ORDERS) + 1, "item": str(body.get("item")), "owner": request.user.identity}
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("item"), str):
+        return JSONResponse({"error": 'send JSON {"item": "..."}'}, status_code=422)
+    order = {"id": len(ORDERS) + 1, "item": body["item"], "owner": request.user.identity}
     return JSONResponse(order, status_code=201)
 
 
 def create_app(introspector: Introspector) -> Starlette:
     """The orders API behind the guard; ``/health`` is open."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await introspector.aclose()  # close its connection pool with the app
+
     return Starlette(
         routes=[
             Route("/health", health),
@@ -67,20 +79,11 @@ def create_app(introspector: Introspector) -> Starlette:
             Route("/orders", list_orders, methods=["GET"]),
             Route("/orders", create_order, methods=["POST"]),
         ],
-        middleware=[
-            Middleware(GenAuthGuard, introspector=introspector, exclude_paths=["/health"])
-        ],
+        middleware=[Middleware(GenAuthGuard, introspector=introspector, exclude_paths=["/health"])],
+        lifespan=lifespan,
     )
 
 
-def _introspector_from_env() -> Introspector:
-    return Introspector(
-        os.environ.get(
-            "GENAUTH_INTROSPECTION_ENDPOINT", "http://127.0.0.1:9000/oidc/token/introspection"
-        ),
-        client_id=os.environ.get("GENAUTH_CLIENT_ID", "dev-client"),
-        client_secret=os.environ.get("GENAUTH_CLIENT_SECRET", "dev-secret"),
-    )
-
-
-app = create_app(_introspector_from_env())
+# GENAUTH_APP_HOST, GENAUTH_APP_ID, GENAUTH_APP_SECRET (and the other GENAUTH_* settings);
+# a missing or wrong one stops the app here, with a message naming it.
+app = create_app(Introspector.from_env())

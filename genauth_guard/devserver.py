@@ -1,13 +1,22 @@
 """An embedded development authorization server that behaves like GenAuth.
 
 For demos and tests only: tokens live in memory, there are no users, no
-consent and no persistence. It binds 127.0.0.1 by default. What it does
-implement, it implements by the RFCs: the paths GenAuth's SDK builds
-(``/{oidc|oauth}/token``, ``/token/introspection``, ``/token/revocation``),
-strict client authentication per registered client (``client_secret_post``,
-``client_secret_basic`` or ``none``; anything else is 401
-``invalid_client``), RFC 7662 answers as GenAuth gives them, RFC 7009
-revocation and the discovery document.
+consent and no persistence, and anyone holding a client's credentials can
+mint a token for any subject. It binds 127.0.0.1 by default. What it does
+implement, it implements by the RFCs, at the paths GenAuth's SDK builds
+(``{app_host}/{oidc|oauth}/token``, ``.../token/introspection``,
+``.../token/revocation``, ``/oidc/.well-known/openid-configuration``):
+
+- client authentication exactly as each client is registered
+  (``client_secret_post``, ``client_secret_basic`` or ``none``); anything
+  else is 401 ``invalid_client`` (RFC 6749 2.3, 5.2);
+- the ``client_credentials`` grant (RFC 6749 4.4), for confidential clients;
+- RFC 7662 answers shaped like GenAuth's (``iss`` is the app host, without
+  ``/oidc``); a token is active only inside its ``nbf``..``exp`` window;
+- RFC 7009 revocation: unknown tokens are 200, another client's token is
+  refused;
+- ``POST /dev/tokens`` (not GenAuth's): mint a token for any ``sub`` and
+  ``scope``, authenticated like the token endpoint.
 
 Use it from Python (``DevAuthServer().mint(sub=..., scopes=...)``), from the
 command line (``genauth-guard dev-server``) or from pytest (the
@@ -20,20 +29,23 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import parse_qsl
+from typing import Any, Final
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from .client_auth import AuthMethod, check_auth_method, parse_basic_credentials
+from ._devserver_http import DEFAULT_SUB, is_scope_token, routes
+from .client_auth import AuthMethod, check_auth_method
 
-PROTOCOLS = ("oidc", "oauth")
-DEFAULT_CLIENT_ID = "dev-client"
+PROTOCOLS: Final = ("oidc", "oauth")
+DEFAULT_CLIENT_ID: Final = "dev-client"
+_ENDPOINT_PATHS: Final = {
+    "token": "token",
+    "introspection": "token/introspection",
+    "revocation": "token/revocation",
+}
 
 
 @dataclass(frozen=True)
@@ -63,9 +75,11 @@ class DevAuthServer:
     """In-memory GenAuth-like authorization server (a Starlette app at ``.app``).
 
     ``issuer`` is the public base URL the server is reached at (``app_host``
-    in GenAuth terms); set it once the port is known, it only shows in answers.
-    ``introspection_calls`` counts introspection requests, per answer, so
-    tests can check caching and single flight from the server's side.
+    in GenAuth terms); ``running()`` sets it, it only shows in answers.
+    ``introspection_calls`` counts authenticated introspection requests
+    (``introspected`` per answer), so tests can check caching and single
+    flight from the server's side. ``clock_offset`` (seconds) makes the
+    server's clock run ahead (or behind) to test clock skew for real.
     """
 
     def __init__(
@@ -80,27 +94,56 @@ class DevAuthServer:
         self.clients: dict[str, DevClient] = {}
         for client in clients:
             check_auth_method(client.auth_method)
+            if client.auth_method != "none" and not client.client_secret:
+                raise ValueError(f"client {client.client_id!r} needs a client_secret")
             self.clients[client.client_id] = client
         if not self.clients:
             raise ValueError("DevAuthServer needs at least one client")
+        if isinstance(token_lifetime, bool) or token_lifetime <= 0:
+            raise ValueError(f"token_lifetime={token_lifetime!r} must be seconds, more than 0")
         self.token_lifetime = token_lifetime
         self.issuer = issuer.rstrip("/")
+        self.clock_offset = 0.0
         self._tokens: dict[str, _Token] = {}
         self._lock = threading.Lock()
         self.introspection_calls = 0
         self.introspected: Counter[str] = Counter()
-        self.app = Starlette(routes=self._routes())
+        self.app = Starlette(routes=routes(self))
 
     @property
     def client(self) -> DevClient:
         """The first registered client (the default one)."""
         return next(iter(self.clients.values()))
 
+    def now(self) -> float:
+        """The server's clock (``time.time()`` plus ``clock_offset``)."""
+        return time.time() + self.clock_offset
+
+    def endpoint(self, name: str = "introspection", protocol: str = "oidc") -> str:
+        """The URL of ``token``, ``introspection`` or ``revocation``, as GenAuth's SDK builds it."""
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol={protocol!r} must be one of {', '.join(PROTOCOLS)}")
+        if name not in _ENDPOINT_PATHS:
+            raise ValueError(f"no endpoint {name!r}; use one of {', '.join(_ENDPOINT_PATHS)}")
+        return f"{self.issuer}/{protocol}/{_ENDPOINT_PATHS[name]}"
+
+    @contextmanager
+    def running(self, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+        """Serve on ``host:port`` (0: a free port) in a thread; yields the base URL.
+
+        Sets ``issuer`` to that URL. Needs uvicorn (the ``dev-server`` extra).
+        """
+        from .testing import serve_in_thread
+
+        with serve_in_thread(self.app, host, port) as url:
+            self.issuer = url
+            yield url
+
     # ------------------------------------------------------------ tokens
 
     def mint(
         self,
-        sub: str | None = "user-1",
+        sub: str | None = DEFAULT_SUB,
         scopes: Iterable[str] | str = (),
         *,
         expires_in: float | None = None,
@@ -109,18 +152,28 @@ class DevAuthServer:
         audience: Iterable[str] | str = (),
         username: str | None = None,
     ) -> str:
-        """Issue an access token for ``sub`` with ``scopes``; returns the opaque token."""
-        if isinstance(scopes, str):
-            scopes = scopes.split()
+        """Issue an access token for ``sub`` with ``scopes``; returns the opaque token.
+
+        ``expires_in`` defaults to ``token_lifetime`` (0 or less: already
+        expired); ``not_before`` is a NumericDate; ``client_id`` (the claim;
+        any string) defaults to the first client.
+        """
+        scopes = tuple(scopes.split() if isinstance(scopes, str) else scopes)
+        bad = [s for s in scopes if not is_scope_token(s)]
+        if bad:
+            raise ValueError(f"scopes must be RFC 6749 scope tokens, got {bad!r}")
+        client_id = client_id or self.client.client_id
         if isinstance(audience, str):
             audience = (audience,)
-        now = time.time()
+        now = self.now()
         lifetime = self.token_lifetime if expires_in is None else expires_in
         token = secrets.token_urlsafe(32)
+        while token.startswith("-"):  # would read as an option on a command line
+            token = secrets.token_urlsafe(32)
         record = _Token(
             sub=sub,
-            scopes=tuple(scopes),
-            client_id=client_id or self.client.client_id,
+            scopes=scopes,
+            client_id=client_id,
             exp=int(now + lifetime),
             iat=int(now),
             jti=secrets.token_hex(8),
@@ -133,18 +186,27 @@ class DevAuthServer:
         return token
 
     def revoke(self, token: str) -> None:
-        """Revoke ``token`` (unknown tokens are ignored, as RFC 7009 says)."""
+        """Revoke ``token`` whoever it was issued to (unknown tokens are ignored)."""
         with self._lock:
             record = self._tokens.get(token)
             if record is not None:
                 record.revoked = True
 
     def answer(self, token: str) -> dict[str, Any]:
-        """The RFC 7662 answer for ``token``, shaped like GenAuth's."""
+        """The RFC 7662 answer for ``token``, shaped like GenAuth's.
+
+        Active only if known, not revoked, and ``nbf <= now < exp`` on the
+        server's clock (RFC 7662 2.2: "within its given time window").
+        """
         with self._lock:
             record = self._tokens.get(token)
-        now = time.time()
-        if record is None or record.revoked or now >= record.exp:
+        now = self.now()
+        if (
+            record is None
+            or record.revoked
+            or now >= record.exp
+            or (record.nbf is not None and now < record.nbf)
+        ):
             return {"active": False}
         answer: dict[str, Any] = {
             "active": True,
@@ -166,188 +228,45 @@ class DevAuthServer:
             answer["aud"] = record.aud[0] if len(record.aud) == 1 else list(record.aud)
         return answer
 
-    # ------------------------------------------------------------ HTTP
+    def metadata(self, protocol: str = "oidc") -> dict[str, Any]:
+        """The discovery document (issuer ``{app_host}/{protocol}``, as GenAuth serves it).
 
-    def _routes(self) -> list[Route]:
-        routes = [Route("/dev/tokens", self._dev_mint, methods=["POST"])]
-        for p in PROTOCOLS:
-            routes += [
-                Route(f"/{p}/token", self._token, methods=["POST"]),
-                Route(f"/{p}/token/introspection", self._introspect, methods=["POST"]),
-                Route(f"/{p}/token/revocation", self._revoke, methods=["POST"]),
-                Route(f"/{p}/.well-known/openid-configuration", self._discovery),
-                Route(f"/{p}/.well-known/jwks.json", self._jwks),
-            ]
-        routes.append(Route("/.well-known/oauth-authorization-server/{p}", self._discovery))
-        return routes
+        Only what this server really serves is named: no authorization,
+        userinfo or end-session endpoint, and no ID tokens.
+        """
+        methods = sorted({c.auth_method for c in self.clients.values()})
+        return {
+            "issuer": f"{self.issuer}/{protocol}",
+            "token_endpoint": self.endpoint("token", protocol),
+            "introspection_endpoint": self.endpoint("introspection", protocol),
+            "revocation_endpoint": self.endpoint("revocation", protocol),
+            "jwks_uri": f"{self.issuer}/oidc/.well-known/jwks.json",
+            "grant_types_supported": ["client_credentials"],
+            "response_types_supported": [],
+            "token_endpoint_auth_methods_supported": methods,
+            "introspection_endpoint_auth_methods_supported": methods,
+            "revocation_endpoint_auth_methods_supported": methods,
+        }
 
-    async def _form(self, request: Request) -> Mapping[str, str] | Response:
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != "application/x-www-form-urlencoded":
-            return _oauth_error(
-                400, "invalid_request", "the body must be application/x-www-form-urlencoded"
-            )
-        try:
-            pairs = parse_qsl((await request.body()).decode(), keep_blank_values=True)
-        except UnicodeDecodeError:
-            return _oauth_error(400, "invalid_request", "the body is not UTF-8")
-        values: dict[str, str] = {}
-        for name, value in pairs:
-            if name in values:
-                return _oauth_error(400, "invalid_request", f"parameter {name} must appear once")
-            values[name] = value
-        return values
+    def revoke_as(self, client_id: str, token: str) -> bool:
+        """RFC 7009 revocation asked by ``client_id``.
 
-    def _authenticate(self, request: Request, form: Mapping[str, str]) -> DevClient | Response:
-        """The client, if it authenticated exactly as registered (RFC 6749 2.3)."""
-        header = request.headers.get("authorization")
-        basic = parse_basic_credentials(header) if header else None
-        if header and basic is None:
-            return _invalid_client("the Authorization header is not valid HTTP Basic")
-        client_id = basic[0] if basic else form.get("client_id")
-        client = self.clients.get(client_id or "")
-        if client is None:
-            return _invalid_client("unknown client")
-        used: str
-        if basic is not None:
-            used = "client_secret_basic"
-            secret: str | None = basic[1]
-            if "client_secret" in form:
-                return _invalid_client("more than one client authentication method")
-        elif "client_secret" in form:
-            used, secret = "client_secret_post", form["client_secret"]
-        else:
-            used, secret = "none", None
-        if used != client.auth_method:
-            return _invalid_client(f"this client must authenticate with {client.auth_method}")
-        if client.auth_method != "none" and not secrets.compare_digest(
-            (secret or "").encode(), (client.client_secret or "").encode()
-        ):
-            return _invalid_client("wrong client secret")
-        return client
+        False (nothing revoked) if the token was issued to another client;
+        True otherwise, unknown tokens included.
+        """
+        with self._lock:
+            record = self._tokens.get(token)
+            if record is None:
+                return True
+            if record.client_id != client_id:
+                return False
+            record.revoked = True
+            return True
 
-    async def _authenticated_form(
-        self, request: Request
-    ) -> tuple[DevClient, Mapping[str, str]] | Response:
-        form = await self._form(request)
-        if isinstance(form, Response):
-            return form
-        client = self._authenticate(request, form)
-        if isinstance(client, Response):
-            return client
-        return client, form
-
-    async def _introspect(self, request: Request) -> Response:
-        checked = await self._authenticated_form(request)
-        if isinstance(checked, Response):
-            return checked
-        _, form = checked
-        token = form.get("token")
-        if not token:
-            return _oauth_error(400, "invalid_request", "the token parameter is missing")
+    def introspect(self, token: str) -> dict[str, Any]:
+        """``answer(token)``, counted in ``introspection_calls`` (the HTTP endpoint's view)."""
         answer = self.answer(token)
         with self._lock:
             self.introspection_calls += 1
             self.introspected["active" if answer["active"] else "inactive"] += 1
-        return JSONResponse(answer, headers={"Cache-Control": "no-store"})
-
-    async def _revoke(self, request: Request) -> Response:
-        checked = await self._authenticated_form(request)
-        if isinstance(checked, Response):
-            return checked
-        client, form = checked
-        token = form.get("token")
-        if not token:
-            return _oauth_error(400, "invalid_request", "the token parameter is missing")
-        hint = form.get("token_type_hint")
-        if hint not in (None, "access_token", "refresh_token"):
-            return _oauth_error(400, "unsupported_token_type", "only access tokens are revoked")
-        with self._lock:
-            record = self._tokens.get(token)
-            if record is not None and record.client_id == client.client_id:
-                record.revoked = True
-        return Response(status_code=200)
-
-    async def _token(self, request: Request) -> Response:
-        checked = await self._authenticated_form(request)
-        if isinstance(checked, Response):
-            return checked
-        client, form = checked
-        if form.get("grant_type") != "client_credentials":
-            return _oauth_error(400, "unsupported_grant_type", "only client_credentials is served")
-        if client.auth_method == "none":
-            return _invalid_client("a public client cannot use client_credentials")
-        scopes = form.get("scope", "").split()
-        token = self.mint(sub=None, scopes=scopes, client_id=client.client_id)
-        return JSONResponse(
-            {
-                "access_token": token,
-                "token_type": "Bearer",
-                "expires_in": self.token_lifetime,
-                "scope": " ".join(scopes),
-            },
-            headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
-        )
-
-    async def _dev_mint(self, request: Request) -> Response:
-        """Dev-only: ``POST /dev/tokens`` with JSON ``{"sub", "scope", "expires_in"}``."""
-        try:
-            data = await request.json()
-            if not isinstance(data, dict):
-                raise ValueError
-            sub = data.get("sub", "user-1")
-            scope = data.get("scope", "")
-            expires_in = data.get("expires_in")
-            if not isinstance(scope, str) or (sub is not None and not isinstance(sub, str)):
-                raise ValueError
-            if expires_in is not None and not isinstance(expires_in, int | float):
-                raise ValueError
-        except ValueError:
-            return _oauth_error(
-                400, "invalid_request", 'send JSON {"sub": str, "scope": str, "expires_in": int}'
-            )
-        lifetime = self.token_lifetime if expires_in is None else expires_in
-        token = self.mint(sub=sub, scopes=scope, expires_in=lifetime)
-        return JSONResponse(
-            {"access_token": token, "token_type": "Bearer", "expires_in": lifetime, "scope": scope}
-        )
-
-    def metadata(self, protocol: str = "oidc") -> dict[str, Any]:
-        """The discovery document (issuer ``{app_host}/{protocol}``, as GenAuth serves it)."""
-        base = f"{self.issuer}/{protocol}"
-        methods = sorted({c.auth_method for c in self.clients.values()})
-        return {
-            "issuer": base,
-            "token_endpoint": f"{base}/token",
-            "introspection_endpoint": f"{base}/token/introspection",
-            "revocation_endpoint": f"{base}/token/revocation",
-            "jwks_uri": f"{self.issuer}/oidc/.well-known/jwks.json",
-            "grant_types_supported": ["client_credentials"],
-            "token_endpoint_auth_methods_supported": methods,
-            "introspection_endpoint_auth_methods_supported": methods,
-            "revocation_endpoint_auth_methods_supported": methods,
-            "response_types_supported": ["code"],
-        }
-
-    async def _discovery(self, request: Request) -> Response:
-        protocol = request.path_params.get("p") or request.url.path.split("/")[1]
-        if protocol not in PROTOCOLS:
-            return _oauth_error(404, "not_found", "no such protocol")
-        return JSONResponse(self.metadata(protocol))
-
-    async def _jwks(self, request: Request) -> Response:
-        return JSONResponse({"keys": []})
-
-
-def _oauth_error(status: int, error: str, description: str) -> Response:
-    return JSONResponse(
-        {"error": error, "error_description": description},
-        status_code=status,
-        headers={"Cache-Control": "no-store"},
-    )
-
-
-def _invalid_client(description: str) -> Response:
-    response = _oauth_error(401, "invalid_client", description)
-    response.headers["WWW-Authenticate"] = 'Basic realm="genauth-dev"'
-    return response
+        return answer

@@ -1,0 +1,296 @@
+"""The long-running commands, ``genauth-guard demo`` and ``genauth-guard dev-server``.
+
+Both serve with uvicorn in background threads (``testing.serve_in_thread``)
+while the main thread waits for Ctrl-C or SIGTERM, so stopping is the same
+clean shutdown either way. What they print is built here as plain text: the
+demo's curl commands are what its tests run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from ._demo_app import create_app
+from .cli import PROG, CommandError
+from .client_auth import basic_credentials
+from .devserver import DevAuthServer, DevClient
+from .endpoint import is_loopback_host
+from .introspector import Introspector
+
+# ---------------------------------------------------------------- demo
+
+
+@dataclass(frozen=True)
+class Demo:
+    """The running demo: where things are, and what to try."""
+
+    auth_url: str
+    api_url: str
+    server: DevAuthServer
+    client: DevClient
+    tries: tuple[tuple[int, str, str], ...]  # (expected status, why, curl command)
+
+
+class CannotListen(CommandError):
+    """A server could not bind its port (the message says which and what to do)."""
+
+
+@contextmanager
+def listening(app: Any, host: str, port: int, what: str, option: str) -> Iterator[str]:
+    """``serve_in_thread``, with a taken or forbidden port explained in one line."""
+    from .testing import serve_in_thread
+
+    try:
+        server = serve_in_thread(app, host, port)
+        url = server.__enter__()
+    except OSError as exc:
+        raise CannotListen(
+            f"cannot serve the {what} on {host}:{port} ({exc.strerror or exc}); "
+            f"pass {option} with another port, or {option} 0 for a free one"
+        ) from None
+    try:
+        yield url
+    finally:
+        server.__exit__(None, None, None)
+
+
+def _curl(
+    url: str,
+    token: str | None = None,
+    *,
+    header: str | None = None,
+    method: str | None = None,
+    json_body: str | None = None,
+) -> str:
+    parts = ["curl", "-i"]
+    if method is not None:
+        parts += ["-X", method]
+    if token is not None:
+        header = f"Authorization: Bearer {token}"
+    if header is not None:
+        parts += ["-H", header]
+    if json_body is not None:
+        parts += ["-H", "Content-Type: application/json", "-d", json_body]
+    return shlex.join([*parts, url])
+
+
+def _tries(server: DevAuthServer, api: str) -> tuple[tuple[int, str, str], ...]:
+    """The requests to try, each with the status the guard (or the route) answers."""
+    reader = server.mint("alice", "orders:read")
+    writer = server.mint("bob", "orders:read orders:write")
+    profile_only = server.mint("carol", "profile")
+    revoked = server.mint("alice", "orders:read")
+    server.revoke(revoked)
+    orders = f"{api}/orders"
+    new_order = '{"item": "mouse"}'
+    return (
+        (200, "/health is open: no token needed", _curl(f"{api}/health")),
+        (401, "no token: a bare Bearer challenge", _curl(orders)),
+        (200, "alice's token has orders:read", _curl(orders, reader)),
+        (200, "who the token speaks for", _curl(f"{api}/me", reader)),
+        (403, "carol's token lacks orders:read: insufficient_scope", _curl(orders, profile_only)),
+        (401, "a revoked token: invalid_token", _curl(orders, revoked)),
+        (401, "a token nobody issued: invalid_token", _curl(orders, "not-a-real-token")),
+        (
+            400,
+            "a malformed Authorization header: invalid_request",
+            _curl(orders, header="Authorization: Bearer two tokens"),
+        ),
+        (
+            403,
+            "alice may read orders but not create them",
+            _curl(orders, reader, method="POST", json_body=new_order),
+        ),
+        (201, "bob has orders:write", _curl(orders, writer, method="POST", json_body=new_order)),
+    )
+
+
+@contextmanager
+def start_demo(auth_port: int, api_port: int) -> Iterator[Demo]:
+    """Start the dev server and the orders API on 127.0.0.1; stop both when the block ends."""
+    client = DevClient("demo-api", secrets.token_hex(16), "client_secret_post")
+    server = DevAuthServer([client])
+    with ExitStack() as stack:
+        server.issuer = stack.enter_context(
+            listening(server.app, "127.0.0.1", auth_port, "authorization server", "--auth-port")
+        )
+        auth_url = server.issuer
+        introspector = Introspector(
+            server.endpoint("introspection"),
+            client_id=client.client_id,
+            client_secret=client.client_secret,
+        )
+        app = create_app(introspector)
+        api_url = stack.enter_context(
+            listening(app, "127.0.0.1", api_port, "orders API", "--api-port")
+        )
+        yield Demo(auth_url, api_url, server, client, _tries(server, api_url))
+
+
+def describe(demo: Demo, program: str) -> str:
+    """What the demo prints: where things run, then each curl with its expected status."""
+    secret = demo.client.client_secret or ""
+    mint = shlex.join(
+        [
+            "curl",
+            "-s",
+            "-d",
+            f"client_id={demo.client.client_id}",
+            "-d",
+            f"client_secret={secret}",
+            "-d",
+            "sub=dave",
+            "-d",
+            "scope=orders:read",
+            f"{demo.auth_url}/dev/tokens",
+        ]
+    )
+    lines = [
+        "genauth-guard demo: an orders API behind GenAuthGuard, checked against a",
+        "development authorization server that behaves like GenAuth (tokens in memory).",
+        "",
+        f"  orders API                {demo.api_url}",
+        f"  authorization server      {demo.auth_url}",
+        f"  introspection endpoint    {demo.server.endpoint('introspection')}",
+        f"  the API authenticates as  client_id={demo.client.client_id} "
+        f"client_secret={secret} ({demo.client.auth_method})",
+        "",
+        "Try these; the expected status is on the line above each command:",
+        "",
+    ]
+    for status, why, command in demo.tries:
+        lines += [f"# expect {status}: {why}", command, ""]
+    lines += [
+        "Mint your own token (prints JSON with access_token):",
+        "# expect 200: a token for dave with orders:read",
+        mint,
+        "",
+        "Ask the authorization server about a token:",
+        f"GENAUTH_APP_HOST={demo.auth_url} GENAUTH_APP_ID={demo.client.client_id} "
+        f"GENAUTH_APP_SECRET={secret} {program} introspect TOKEN",
+        "",
+        "Press Ctrl-C to stop.",
+    ]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- running
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the servers like Ctrl-C does (clean shutdown, exit 0)."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _wait_for_interrupt() -> None:
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
+def _program() -> str:
+    """How the user started us, to print commands they can paste."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if os.path.basename(argv0).startswith(PROG):
+        return shlex.quote(argv0)
+    return f"{shlex.quote(sys.executable)} -m genauth_guard.cli"
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """``genauth-guard demo``: returns 0 once stopped."""
+    with _sigterm_as_interrupt(), start_demo(args.auth_port, args.api_port) as demo:
+        print(describe(demo, _program()), flush=True)
+        _wait_for_interrupt()
+    print("\nStopped.", flush=True)
+    return 0
+
+
+def dev_server_banner(server: DevAuthServer, url: str) -> str:
+    """What ``dev-server`` prints: endpoints, credentials, and how to use them."""
+
+    client = server.client
+    secret = client.client_secret or ""
+    if client.auth_method == "client_secret_basic":
+        auth = ["-H", "Authorization: " + basic_credentials(client.client_id, secret)]
+    elif client.auth_method == "client_secret_post":
+        auth = ["-d", f"client_id={client.client_id}", "-d", f"client_secret={secret}"]
+    else:
+        auth = ["-d", f"client_id={client.client_id}"]
+    mint = ["curl", "-s", *auth, "-d", "sub=alice", "-d", "scope=orders:read", f"{url}/dev/tokens"]
+    env = [f"GENAUTH_APP_HOST={url}", f"GENAUTH_APP_ID={client.client_id}"]
+    if client.client_secret:
+        env.append(f"GENAUTH_APP_SECRET={secret}")
+    if client.auth_method != "client_secret_post":
+        env.append(f"GENAUTH_INTROSPECTION_AUTH_METHOD={client.auth_method}")
+    lines = [
+        "genauth-guard dev-server: a GenAuth-like authorization server for development and",
+        "tests. Tokens live in memory and die with it. Never use it in production.",
+        "",
+        f"  app_host (issuer)        {url}",
+        f"  token endpoint           {server.endpoint('token')}",
+        f"  introspection endpoint   {server.endpoint('introspection')}",
+        f"  revocation endpoint      {server.endpoint('revocation')}",
+        f"  discovery                {url}/oidc/.well-known/openid-configuration",
+        "                           (the same endpoints are served under /oauth/)",
+        "",
+        f"  client_id                {client.client_id}",
+        f"  client_secret            {secret or '(none: a public client)'}",
+        f"  auth method              {client.auth_method}",
+        f"  token lifetime           {server.token_lifetime} s",
+        "",
+        "Point your API at it (Introspector.from_env() and genauth-guard introspect read these):",
+        *(f"  export {shlex.quote(item)}" for item in env),
+        "",
+        "Mint a token for a user, with scopes (prints JSON with access_token):",
+        "  " + shlex.join(mint),
+        "",
+        "Press Ctrl-C to stop.",
+    ]
+    return "\n".join(lines)
+
+
+def run_dev_server(args: argparse.Namespace) -> int:
+    """``genauth-guard dev-server``: returns 0 once stopped."""
+    if args.auth_method == "none" and args.client_secret:
+        raise CommandError("--client-secret makes no sense with --auth-method none; drop one")
+    secret = None if args.auth_method == "none" else args.client_secret or secrets.token_hex(16)
+    server = DevAuthServer(
+        [DevClient(args.client_id, secret, args.auth_method)], token_lifetime=args.token_lifetime
+    )
+    if not is_loopback_host(args.host):
+        print(
+            f"{PROG} dev-server: warning: {args.host} is reachable from other machines, and "
+            "anyone holding the client's credentials can mint tokens for any user here",
+            file=sys.stderr,
+        )
+    with (
+        _sigterm_as_interrupt(),
+        listening(server.app, args.host, args.port, "dev server", "--port") as url,
+    ):
+        server.issuer = url
+        print(dev_server_banner(server, url), flush=True)
+        _wait_for_interrupt()
+    print("\nStopped.", flush=True)
+    return 0
