@@ -22,7 +22,11 @@ _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _SCHEME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
-def _check_token(token: str, max_length: int) -> str:
+def check_token(token: str, max_length: int = DEFAULT_MAX_TOKEN_LENGTH) -> str:
+    """``token`` if it is a well-formed b64token of at most ``max_length`` characters.
+
+    Raises ``InvalidRequest`` otherwise, before any network call is made.
+    """
     if len(token) > max_length:
         raise InvalidRequest(
             f"The access token is longer than {max_length} characters; send the token "
@@ -57,7 +61,7 @@ def parse_authorization(value: str, max_length: int = DEFAULT_MAX_TOKEN_LENGTH) 
             "The Authorization header names the Bearer scheme but carries no token; "
             "send 'Authorization: Bearer <token>'."
         )
-    return _check_token(token, max_length)
+    return check_token(token, max_length)
 
 
 def _query_tokens(query_string: str) -> list[str]:
@@ -110,4 +114,4 @@ def extract_bearer(
             "The request carries credentials in more than one place; send the access "
             "token only in the Authorization header."
         )
-    return _check_token(query_tokens[0], max_length)
+    return check_token(query_tokens[0], max_length)

@@ -11,21 +11,17 @@ pure modules (``protocol``, ``resilience``, ``validation``).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, Required, Self, TypedDict, Unpack
+from typing import Any
 
 import httpx
 
 from ._logging import FailureLog, stale_served, token_rejected
-from .bearer import DEFAULT_MAX_TOKEN_LENGTH
-from .bearer import _check_token as check_bearer_token
+from .bearer import DEFAULT_MAX_TOKEN_LENGTH, check_token
 from .cache import TokenCache, cache_key, key_hint, namespace
 from .client_auth import check_auth_method, check_client_credentials
-from .discovery import ServerMetadata, discovered_settings, fetch_metadata
 from .endpoint import check_endpoint_url
-from .environment import settings_from_env
 from .errors import (
     AuthorizationServerUnavailable,
     ConfigurationError,
@@ -33,7 +29,7 @@ from .errors import (
     InvalidIntrospectionResponse,
     RevocationError,
 )
-from .genauth import DEFAULT_AUTH_METHOD, DEFAULT_PROTOCOL, ClientSettings, genauth_settings
+from .factories import IntrospectorFactories
 from .protocol import (
     DEFAULT_MAX_RESPONSE_BYTES,
     BoundedBody,
@@ -60,42 +56,7 @@ def _positive_int(name: str, value: int, least: int = 1) -> int:
     return value
 
 
-class TuningOptions(TypedDict, total=False):
-    """Options every constructor takes, ``from_genauth``/``from_env``/``from_discovery`` too."""
-
-    cache_ttl: float
-    negative_cache_ttl: float
-    cache_maxsize: int
-    timeout: float
-    token_type_hint: str | None
-    leeway: float
-    max_response_bytes: int
-    max_token_length: int
-    allow_insecure_http: bool
-    max_concurrent_introspections: int
-    queue_timeout: float
-    retries: int
-    retry_backoff: float
-    circuit_breaker_threshold: int
-    circuit_breaker_cooldown: float
-    serve_stale_on_error: bool
-    audience: str | Iterable[str] | None
-    issuer: str | Iterable[str] | None
-    allowed_client_ids: Iterable[str] | None
-    token_type: str | None
-
-
-class IntrospectorOptions(TuningOptions, total=False):
-    """The keyword options of ``Introspector`` and ``SyncIntrospector`` (typed once)."""
-
-    client_id: Required[str]
-    client_secret: str | None
-    auth_method: str
-    revocation_endpoint: str | None
-    revocation_auth_method: str | None
-
-
-class IntrospectorBase:
+class IntrospectorBase(IntrospectorFactories):
     """Options and protocol shared by ``Introspector`` and ``SyncIntrospector``.
 
     ``introspection_endpoint``: the RFC 7662 endpoint URL (https, or http on
@@ -275,7 +236,11 @@ class IntrospectorBase:
         return request
 
     def _revocation_failed(self, exc: Exception) -> RevocationError:
-        error = transport_error("revocation", self.revocation_endpoint or "", exc)
+        error = (
+            exc
+            if isinstance(exc, IntrospectionError)
+            else transport_error("revocation", self.revocation_endpoint or "", exc)
+        )
         return RevocationError(f"The token may not be revoked: {error}")
 
     def _confirm_revocation(
@@ -284,126 +249,6 @@ class IntrospectorBase:
         """Raise ``RevocationError`` unless the server confirmed; then forget the answer."""
         check_revocation_response(status, headers, body[: self.max_response_bytes])
         self.invalidate(token)
-
-    # ------------------------------------------------------------ GenAuth, environment, discovery
-    # Defined once here, built with ``cls(...)``: both drivers get them.
-
-    server_metadata: ServerMetadata | None = None
-    """The discovery document the introspector was built from (``from_discovery``), if any."""
-
-    @classmethod
-    def from_genauth(
-        cls,
-        app_id: str,
-        secret: str | None,
-        app_host: str,
-        protocol: str = DEFAULT_PROTOCOL,
-        introspection_endpoint_auth_method: str = DEFAULT_AUTH_METHOD,
-        revocation_endpoint_auth_method: str | None = None,
-        *,
-        http_client: httpx.AsyncClient | httpx.Client | None = None,
-        **options: Unpack[TuningOptions],
-    ) -> Self:
-        """An introspector for a GenAuth application, named the way GenAuth's SDK names it.
-
-        ``app_host`` is the application's host (``https://YOUR_DOMAIN.genauth.ai``),
-        ``protocol`` ``oidc`` or ``oauth``; the endpoints are
-        ``{app_host}/{protocol}/token/introspection`` and ``.../revocation``.
-        ``secret`` may be ``None`` only with ``none`` methods (a public client).
-        ``revocation_endpoint_auth_method`` defaults to the introspection one.
-        ``http_client``: this driver's kind of httpx client, if you manage it;
-        ``options``: the constructor's tuning options (``cache_ttl``, ``timeout``...).
-        """
-        settings = genauth_settings(
-            app_id,
-            secret,
-            app_host,
-            protocol,
-            introspection_endpoint_auth_method,
-            revocation_endpoint_auth_method,
-            allow_insecure_http=options.get("allow_insecure_http", False),
-        )
-        return cls._from_settings(settings, http_client, options)
-
-    @classmethod
-    def from_env(
-        cls,
-        prefix: str = "GENAUTH_",
-        *,
-        environ: Mapping[str, str] | None = None,
-        http_client: httpx.AsyncClient | httpx.Client | None = None,
-        **options: Unpack[TuningOptions],
-    ) -> Self:
-        """An introspector configured by ``{prefix}*`` environment variables.
-
-        ``GENAUTH_APP_ID``, ``GENAUTH_APP_SECRET``, ``GENAUTH_APP_HOST``,
-        ``GENAUTH_PROTOCOL``... (the README lists them all); unset ones take
-        ``from_genauth``'s defaults. ``options`` are defaults the environment
-        overrides, so operators can tune a deployed app without a code change.
-        ``environ`` replaces ``os.environ`` (tests, secrets loaded elsewhere).
-        """
-        settings, from_environment = settings_from_env(
-            os.environ if environ is None else environ,
-            prefix,
-            allow_insecure_http=options.get("allow_insecure_http", False),
-        )
-        return cls._from_settings(settings, http_client, {**options, **from_environment})
-
-    @classmethod
-    def from_discovery(
-        cls,
-        issuer_or_metadata_url: str,
-        client_id: str,
-        client_secret: str | None = None,
-        *,
-        auth_method: str | None = None,
-        revocation_auth_method: str | None = None,
-        metadata_client: httpx.Client | None = None,
-        http_client: httpx.AsyncClient | httpx.Client | None = None,
-        **options: Unpack[TuningOptions],
-    ) -> Self:
-        """An introspector configured by the server's metadata (RFC 8414 / OpenID Discovery).
-
-        ``issuer_or_metadata_url``: the issuer (GenAuth: ``{app_host}/oidc``)
-        or the document's URL. The document must name that issuer. Without
-        ``auth_method``, one the server advertises is chosen. The document is
-        fetched once (synchronously: this runs at start-up, maybe before an
-        event loop exists) and cached; ``metadata_client`` is an
-        ``httpx.Client`` for that fetch. Raises ``ConfigurationError`` for a
-        wrong or refused document, ``AuthorizationServerUnavailable`` when the
-        server cannot be reached (retry the start-up later).
-        """
-        metadata = fetch_metadata(
-            issuer_or_metadata_url,
-            timeout=options.get("timeout", 5.0),
-            allow_insecure_http=options.get("allow_insecure_http", False),
-            http_client=metadata_client,
-        )
-        settings = discovered_settings(
-            metadata, client_id, client_secret, auth_method, revocation_auth_method
-        )
-        introspector = cls._from_settings(settings, http_client, options)
-        introspector.server_metadata = metadata
-        return introspector
-
-    @classmethod
-    def _from_settings(
-        cls,
-        settings: ClientSettings,
-        http_client: httpx.AsyncClient | httpx.Client | None,
-        options: TuningOptions,
-    ) -> Self:
-        driver_options: dict[str, Any] = {} if http_client is None else {"http_client": http_client}
-        return cls(
-            settings.introspection_endpoint,
-            client_id=settings.client_id,
-            client_secret=settings.client_secret,
-            auth_method=settings.auth_method,
-            revocation_endpoint=settings.revocation_endpoint,
-            revocation_auth_method=settings.revocation_auth_method,
-            **options,
-            **driver_options,
-        )
 
     # ------------------------------------------------------------ protocol
 
@@ -415,7 +260,7 @@ class IntrospectorBase:
         """
         if not isinstance(token, str) or not token:
             raise TypeError("introspect() takes the access token as a non-empty str")
-        check_bearer_token(token, self.max_token_length)
+        check_token(token, self.max_token_length)
 
     def _request(self, token: str) -> httpx.Request:
         request = token_request(

@@ -32,7 +32,7 @@ from .genauth import (
 )
 
 if TYPE_CHECKING:
-    from .core import TuningOptions
+    from .options import TuningOptions
 
 logger = logging.getLogger("genauth_guard")
 

@@ -18,8 +18,9 @@ from typing import Unpack
 
 import httpx
 
-from .core import IntrospectorBase, IntrospectorOptions
+from .core import IntrospectorBase
 from .errors import IntrospectionError
+from .options import IntrospectorOptions
 from .token_info import TokenInfo
 
 
@@ -162,19 +163,10 @@ class Introspector(IntrospectorBase):
         request = self._revocation_request(token, token_type_hint)
         self._bind_loop()
         try:
-            async with asyncio.timeout(self.timeout):
-                response = await self._http().send(request, stream=True)
-                try:
-                    body = bytearray()
-                    async for chunk in response.aiter_bytes():
-                        body += chunk
-                        if len(body) > self.max_response_bytes:
-                            break  # only an error code is read from it
-                finally:
-                    await response.aclose()
-        except (httpx.HTTPError, TimeoutError, OSError) as exc:
+            answer = await self._exchange(request)
+        except (IntrospectionError, httpx.HTTPError, TimeoutError, OSError) as exc:
             raise self._revocation_failed(exc) from None
-        self._confirm_revocation(token, response.status_code, response.headers, bytes(body))
+        self._confirm_revocation(token, *answer)
         flight = self._inflight.get(self._key(token))
         if flight is not None:
             await asyncio.wait([flight], timeout=self.timeout)

@@ -19,8 +19,9 @@ from typing import Unpack
 
 import httpx
 
-from .core import IntrospectorBase, IntrospectorOptions
+from .core import IntrospectorBase
 from .errors import IntrospectionError
+from .options import IntrospectorOptions
 from .token_info import TokenInfo
 
 
@@ -147,18 +148,10 @@ class SyncIntrospector(IntrospectorBase):
         """
         request = self._revocation_request(token, token_type_hint)
         try:
-            response = self._client.send(request, stream=True)
-            try:
-                body = bytearray()
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > self.max_response_bytes:
-                        break  # only an error code is read from it
-            finally:
-                response.close()
-        except (httpx.HTTPError, OSError) as exc:
+            answer = self._exchange(request)
+        except (IntrospectionError, httpx.HTTPError, OSError) as exc:
             raise self._revocation_failed(exc) from None
-        self._confirm_revocation(token, response.status_code, response.headers, bytes(body))
+        self._confirm_revocation(token, *answer)
         with self._flights_lock:
             flight = self._inflight.get(self._key(token))
         if flight is not None:
