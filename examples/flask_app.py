@@ -2,17 +2,15 @@
 
 Run it against the embedded dev authorization server:
 
-    genauth-guard dev-server            # prints the client id/secret and endpoints
-    GENAUTH_INTROSPECTION_ENDPOINT=http://127.0.0.1:9000/oidc/token/introspection \\
-    GENAUTH_CLIENT_ID=dev-client GENAUTH_CLIENT_SECRET=... \\
-        gunicorn --threads 8 examples.flask_app:app
+    genauth-guard dev-server     # prints GENAUTH_APP_HOST, GENAUTH_APP_ID, GENAUTH_APP_SECRET
+    export GENAUTH_APP_HOST=http://127.0.0.1:9000 GENAUTH_APP_ID=dev-client GENAUTH_APP_SECRET=...
+    gunicorn --threads 8 examples.flask_app:app
 
-or build it in code with ``create_app(introspector)`` (the tests do).
+(against GenAuth, export your application's values instead), or build it in
+code with ``create_app(introspector)`` (the tests do).
 """
 
 from __future__ import annotations
-
-import os
 
 from flask import Flask, Response, jsonify, request
 
@@ -67,16 +65,8 @@ def create_app(introspector: SyncIntrospector) -> Flask:
     return app
 
 
-def _introspector_from_env() -> SyncIntrospector:
-    # One per process, shared by all its threads (gunicorn --threads): the
-    # cache and the single flight only help when they are shared.
-    return SyncIntrospector(
-        os.environ.get(
-            "GENAUTH_INTROSPECTION_ENDPOINT", "http://127.0.0.1:9000/oidc/token/introspection"
-        ),
-        client_id=os.environ.get("GENAUTH_CLIENT_ID", "dev-client"),
-        client_secret=os.environ.get("GENAUTH_CLIENT_SECRET", "dev-secret"),
-    )
-
-
-app = create_app(_introspector_from_env())
+# GENAUTH_APP_HOST, GENAUTH_APP_ID, GENAUTH_APP_SECRET (and the other GENAUTH_* settings);
+# a missing or wrong one stops the app here, with a message naming it. One introspector
+# per process, shared by all its threads (gunicorn --threads): the cache and the single
+# flight only help when they are shared.
+app = create_app(SyncIntrospector.from_env())

@@ -4,12 +4,16 @@ Built on argparse, not click: three subcommands with a handful of flags do
 not need a framework, and the package's runtime dependencies stay what the
 guard itself needs (starlette, httpx, cachetools) -- a server that never
 runs the CLI should not install a CLI toolkit. argparse gives ``--help``,
-subcommands and typed options; this module adds one-line errors and
-environment-variable defaults.
+subcommands and typed options; this module adds one-line errors.
+
+``introspect`` has no configuration code of its own: its flags are written
+over the ``GENAUTH_*`` variables they stand for and ``SyncIntrospector.
+from_env`` reads the result, so the command and a deployed app read the
+same settings with the same checks, and flags win over the environment.
 
 Exit status: ``introspect`` 0 active, 1 inactive, 2 error; servers 0 when
 stopped with Ctrl-C (or SIGTERM); 2 for any usage or start-up error.
-Errors are one line on stderr, never a traceback.
+Errors are one line per problem on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -18,16 +22,20 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from .client_auth import AUTH_METHODS
-from .errors import GenAuthGuardError
+from .errors import ConfigurationError, GenAuthGuardError
 from .token_info import TokenInfo
+
+if TYPE_CHECKING:
+    from .sync_introspector import SyncIntrospector
 
 PROG = "genauth-guard"
 EXIT_ACTIVE, EXIT_INACTIVE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -56,8 +64,8 @@ def _wrap(*paragraphs: str) -> str:
     return "\n\n".join(textwrap.fill(p, 78) for p in paragraphs)
 
 
-def _env_help(*names: str) -> str:
-    return "env: " + " or ".join(names)
+def _env_help(name: str) -> str:
+    return "env: " + name
 
 
 _METHODS = ", ".join(AUTH_METHODS)
@@ -140,14 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
             "Introspect one access token (RFC 7662) and print what the authorization server "
             "said as JSON. Exit status: 0 active, 1 inactive (expired, revoked or unknown), "
             "2 error.",
-            "Every option can also come from the environment; prefer that for the secret, "
-            "which other users of this machine can see on a command line.",
+            "The settings are the GENAUTH_* environment variables Introspector.from_env() "
+            "reads (the README lists them all), as genauth-guard dev-server prints them; "
+            "each flag below overrides the variable it names. Keep the secret in "
+            "GENAUTH_APP_SECRET: other users of this machine can see a command line.",
         ),
         epilog="examples:\n"
-        "  GENAUTH_APP_HOST=https://example.genauth.ai GENAUTH_APP_ID=... \\\n"
-        "  GENAUTH_APP_SECRET=... genauth-guard introspect TOKEN\n\n"
-        "  genauth-guard introspect --client-id dev-client \\\n"
-        "    --endpoint http://127.0.0.1:9000/oidc/token/introspection - < token.txt",
+        "  export GENAUTH_APP_HOST=https://YOUR_DOMAIN.genauth.ai \\\n"
+        "         GENAUTH_APP_ID=... GENAUTH_APP_SECRET=...\n"
+        "  genauth-guard introspect TOKEN\n"
+        "  genauth-guard introspect --protocol oauth - < token.txt\n\n"
+        "  # another authorization server (the secret still from GENAUTH_APP_SECRET):\n"
+        "  genauth-guard introspect --endpoint https://as.example.com/introspect \\\n"
+        "      --client-id my-api TOKEN",
         formatter_class=_Formatter,
     )
     introspect.add_argument(
@@ -159,7 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument(
         "--endpoint",
         metavar="URL",
-        help="introspection endpoint (" + _env_help("GENAUTH_INTROSPECTION_ENDPOINT") + ")",
+        help="introspection endpoint of any RFC 7662 server, instead of an app host ("
+        + _env_help("GENAUTH_INTROSPECTION_ENDPOINT")
+        + ")",
     )
     where.add_argument(
         "--app-host",
@@ -175,12 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
         + ")",
     )
     introspect.add_argument(
-        "--client-id", metavar="ID", help=_env_help("GENAUTH_CLIENT_ID", "GENAUTH_APP_ID")
+        "--client-id",
+        metavar="ID",
+        help="the application's App ID, its client_id (" + _env_help("GENAUTH_APP_ID") + ")",
     )
     introspect.add_argument(
         "--client-secret",
         metavar="SECRET",
-        help=_env_help("GENAUTH_CLIENT_SECRET", "GENAUTH_APP_SECRET"),
+        help="its App Secret; prefer the environment (" + _env_help("GENAUTH_APP_SECRET") + ")",
     )
     introspect.add_argument(
         "--auth-method",
@@ -192,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     introspect.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=_seconds,
         metavar="SECONDS",
         help="for the whole call (default 5; " + _env_help("GENAUTH_TIMEOUT") + ")",
     )
@@ -206,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="permit http:// to a host that is not loopback ("
-        + _env_help("GENAUTH_ALLOW_INSECURE_HTTP")
+        + _env_help("GENAUTH_ALLOW_INSECURE_HTTP=yes")
         + ")",
     )
     return parser
@@ -227,14 +244,13 @@ def _positive_int(value: str) -> int:
     return int(value)
 
 
-def _positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not 0 < number < float("inf"):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds, more than 0")
-    return number
+def _seconds(value: str) -> str:
+    """Seconds as ``GENAUTH_TIMEOUT`` takes them (``5``, ``2.5``); kept as text for it."""
+    if not re.fullmatch(r"[0-9]+(?:\.[0-9]+)?", value) or float(value) == 0:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a number of seconds, more than 0 (write it like 5 or 2.5)"
+        )
+    return value
 
 
 def _version() -> str:
@@ -245,84 +261,100 @@ def _version() -> str:
 
 # ---------------------------------------------------------------- introspect
 
+_FLAG_VARIABLES: Final[tuple[tuple[str, str, str], ...]] = (
+    # (argparse dest, flag, the from_env variable the flag stands for)
+    ("endpoint", "--endpoint", "GENAUTH_INTROSPECTION_ENDPOINT"),
+    ("app_host", "--app-host", "GENAUTH_APP_HOST"),
+    ("protocol", "--protocol", "GENAUTH_PROTOCOL"),
+    ("client_id", "--client-id", "GENAUTH_APP_ID"),
+    ("client_secret", "--client-secret", "GENAUTH_APP_SECRET"),
+    ("auth_method", "--auth-method", "GENAUTH_INTROSPECTION_AUTH_METHOD"),
+    ("timeout", "--timeout", "GENAUTH_TIMEOUT"),
+    ("allow_insecure_http", "--allow-insecure-http", "GENAUTH_ALLOW_INSECURE_HTTP"),
+)
+"""The flags that override a ``GENAUTH_*`` variable; ``from_env`` reads the rest as is."""
 
-def _env(environ: Mapping[str, str], *names: str) -> str | None:
-    for name in names:
-        value = environ.get(name, "").strip()
-        if value:
-            return value
-    return None
+_QUOTED = r"""(?:='(?:[^'\\]|\\.)*'|="(?:[^"\\]|\\.)*")?"""
 
 
-def _endpoint(args: argparse.Namespace, environ: Mapping[str, str], insecure: bool) -> str:
-    """--endpoint, --app-host, GENAUTH_INTROSPECTION_ENDPOINT, GENAUTH_APP_HOST: first wins.
+def _given(args: argparse.Namespace, dest: str) -> bool:
+    return getattr(args, dest) not in (None, False)
 
-    An app host becomes ``{app_host}/{protocol}/token/introspection``, as
-    GenAuth's SDK builds it (``genauth.genauth_endpoints``).
+
+def environment_with_flags(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` with each given flag written over its variable: flags win, one parser reads.
+
+    ``from_env`` prefers an explicit endpoint to the app host's; between flag
+    and environment the flag must win either way, so ``--endpoint`` blanks
+    ``GENAUTH_APP_HOST`` (empty counts as unset) and ``--app-host`` blanks
+    ``GENAUTH_INTROSPECTION_ENDPOINT``.
     """
-    if args.endpoint:
-        return str(args.endpoint)
-    host, option = args.app_host, "--app-host"
-    if host is None:
-        endpoint = _env(environ, "GENAUTH_INTROSPECTION_ENDPOINT")
-        if endpoint is not None:
-            return endpoint
-        host, option = _env(environ, "GENAUTH_APP_HOST"), "GENAUTH_APP_HOST"
-    if host is None:
-        raise CommandError(
-            "no introspection endpoint: pass --endpoint URL or --app-host URL, or set "
-            "GENAUTH_INTROSPECTION_ENDPOINT or GENAUTH_APP_HOST"
+    overlay = dict(environ)
+    for dest, _flag, variable in _FLAG_VARIABLES:
+        value = getattr(args, dest)
+        if _given(args, dest):
+            overlay[variable] = "yes" if value is True else str(value)
+    if _given(args, "endpoint"):
+        overlay["GENAUTH_APP_HOST"] = ""
+    if _given(args, "app_host"):
+        overlay["GENAUTH_INTROSPECTION_ENDPOINT"] = ""
+    return overlay
+
+
+def name_flags(message: str, args: argparse.Namespace) -> str:
+    """A ``from_env`` complaint in the user's terms: each variable with its flag.
+
+    A variable the user set with a flag is called by the flag's name; one
+    that came from the environment (or is missing) keeps its name, followed
+    the first time by ``(or --flag)``, so the user learns both ways to fix it.
+    """
+    for dest, flag, variable in _FLAG_VARIABLES:
+        mention = re.compile(rf"\b{variable}\b{_QUOTED}")
+        if _given(args, dest):
+            message = re.sub(rf"\b{variable}\b", flag, message)
+        else:
+            message = mention.sub(rf"\g<0> (or {flag})", message, count=1)
+    for option, as_flag in (
+        ("pass allow_insecure_http=True", "pass --allow-insecure-http"),
+        ("pass protocol=", "pass --protocol "),
+    ):
+        message = message.replace(option, as_flag)
+    return message
+
+
+class _WarningLines(logging.Handler):
+    """Warnings while reading the environment, as ``genauth-guard introspect: warning:`` lines.
+
+    ``from_env`` logs a set variable that looks misspelled (``GENAUTH_APP_SECERT``);
+    the command would otherwise only say the real one is missing.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"{PROG} introspect: warning: {record.getMessage()}", file=sys.stderr)
+
+
+def build_introspector(args: argparse.Namespace, environ: Mapping[str, str]) -> SyncIntrospector:
+    """``SyncIntrospector.from_env`` on the environment with the flags over it.
+
+    Raises ``CommandError`` naming every problem, one per line.
+    """
+    from ._logging import logger
+    from .sync_introspector import SyncIntrospector
+
+    warnings = _WarningLines()
+    logger.addHandler(warnings)
+    try:
+        return SyncIntrospector.from_env(
+            environ=environment_with_flags(args, environ),
+            token_type_hint=None if args.no_token_type_hint else "access_token",
         )
-    from .genauth import genauth_endpoints
-
-    protocol = args.protocol or _env(environ, "GENAUTH_PROTOCOL") or "oidc"
-    endpoints = genauth_endpoints(
-        host,
-        protocol,
-        allow_insecure_http=insecure,
-        app_host_option=option,
-        protocol_option="--protocol" if args.protocol else "GENAUTH_PROTOCOL",
-    )
-    return endpoints.introspection
-
-
-def _insecure(args: argparse.Namespace, environ: Mapping[str, str]) -> bool:
-    if args.allow_insecure_http:
-        return True
-    value = (_env(environ, "GENAUTH_ALLOW_INSECURE_HTTP") or "no").lower()
-    if value not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        raise CommandError(f"GENAUTH_ALLOW_INSECURE_HTTP={value!r} is not yes or no")
-    return value in ("1", "true", "yes", "on")
-
-
-def introspector_options(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
-    """``SyncIntrospector`` arguments from the flags, then the environment."""
-    insecure = _insecure(args, environ)
-    client_id = args.client_id or _env(environ, "GENAUTH_CLIENT_ID", "GENAUTH_APP_ID")
-    if not client_id:
-        raise CommandError(
-            "no client id: pass --client-id, or set GENAUTH_CLIENT_ID (or GENAUTH_APP_ID)"
-        )
-    timeout: float = args.timeout or 5.0
-    if args.timeout is None and (text := _env(environ, "GENAUTH_TIMEOUT")):
-        try:
-            timeout = _positive_float(text)
-        except argparse.ArgumentTypeError as exc:
-            raise CommandError(f"GENAUTH_TIMEOUT: {exc}") from None
-    return {
-        "introspection_endpoint": _endpoint(args, environ, insecure),
-        "client_id": client_id,
-        "client_secret": args.client_secret
-        or _env(environ, "GENAUTH_CLIENT_SECRET", "GENAUTH_APP_SECRET"),
-        "auth_method": args.auth_method
-        or _env(environ, "GENAUTH_INTROSPECTION_AUTH_METHOD")
-        or "client_secret_post",
-        "timeout": timeout,
-        "token_type_hint": None if args.no_token_type_hint else "access_token",
-        "allow_insecure_http": insecure,
-        "cache_ttl": 0.0,
-        "negative_cache_ttl": 0.0,
-    }
+    except ConfigurationError as exc:
+        raise CommandError(name_flags(str(exc), args)) from None
+    finally:
+        logger.removeHandler(warnings)
 
 
 def token_info_json(info: TokenInfo) -> dict[str, Any]:
@@ -349,17 +381,14 @@ def _read_token(argument: str) -> str:
 
 def run_introspect(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from ._logging import logger
-    from .sync_introspector import SyncIntrospector
 
     if not logging.getLogger().handlers and not logger.handlers:
         # The failure is reported below as the one error line; the library's own
         # warning would say it twice (through logging's last-resort stderr handler).
         logger.addHandler(logging.NullHandler())
 
-    options = introspector_options(args, environ)
-    token = _read_token(args.token)
-    with SyncIntrospector(options.pop("introspection_endpoint"), **options) as introspector:
-        info = introspector.introspect(token)
+    with build_introspector(args, environ) as introspector:
+        info = introspector.introspect(_read_token(args.token))
     print(json.dumps(token_info_json(info), indent=2))
     return EXIT_ACTIVE if info.active else EXIT_INACTIVE
 
@@ -382,8 +411,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return run_demo(args)
         return run_dev_server(args)
     except (CommandError, GenAuthGuardError, RuntimeError, OSError) as exc:
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"{prog}: error: {message}", file=sys.stderr)
+        # One line per problem (a configuration error may list several).
+        problems = [" ".join(line.split()) for line in str(exc).splitlines() if line.strip()]
+        for problem in problems or [type(exc).__name__]:
+            print(f"{prog}: error: {problem}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

@@ -161,12 +161,18 @@ def run_printed(line: str, token: str) -> subprocess.CompletedProcess[str]:
 
 
 def assert_one_line_error(stderr: str, *fragments: str) -> None:
+    assert_error_lines(stderr, 1, *fragments)
+
+
+def assert_error_lines(stderr: str, count: int, *fragments: str) -> None:
+    """``count`` lines on stderr, one per problem, each a ``genauth-guard ...: error:`` line."""
     assert "Traceback" not in stderr
     lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("genauth-guard"), stderr
+    assert len(lines) == count, stderr
+    for line in lines:
+        assert re.match(r"genauth-guard( [a-z-]+)?: error: \S", line), stderr
     for fragment in fragments:
-        assert fragment in lines[0], (fragment, stderr)
+        assert fragment in stderr, (fragment, stderr)
 
 
 # ---------------------------------------------------------------- demo
@@ -248,8 +254,8 @@ def test_introspect_exit_status_says_active_inactive_or_error(
 ) -> None:
     env = user_env(
         GENAUTH_INTROSPECTION_ENDPOINT=auth_server.endpoint(),
-        GENAUTH_CLIENT_ID="post-client",
-        GENAUTH_CLIENT_SECRET="post-secret",
+        GENAUTH_APP_ID="post-client",
+        GENAUTH_APP_SECRET="post-secret",
     )
     token = auth_server.server.mint("alice", "orders:read")
     revoked = auth_server.server.mint("alice")
@@ -270,7 +276,7 @@ def test_introspect_exit_status_says_active_inactive_or_error(
     inactive = run(revoked)
     assert inactive.returncode == 1
     assert json.loads(inactive.stdout)["active"] is False
-    rejected = run(token, GENAUTH_CLIENT_SECRET="wrong-secret")
+    rejected = run(token, GENAUTH_APP_SECRET="wrong-secret")
     assert rejected.returncode == 2
     assert rejected.stdout == ""
     assert_one_line_error(rejected.stderr, "invalid_client")
@@ -338,14 +344,15 @@ def test_introspect_prints_the_named_fields_as_json(
             {"GENAUTH_APP_ID": "post-client", "GENAUTH_APP_SECRET": "post-secret",
              "GENAUTH_PROTOCOL": "oauth"},
         ),
-        # flags win over the environment
+        # flags win over the environment, even over a wrong value
         (
-            ["--client-secret", "post-secret"],
-            {"GENAUTH_CLIENT_ID": "post-client", "GENAUTH_CLIENT_SECRET": "wrong"},
+            ["--client-secret", "post-secret", "--timeout", "3"],
+            {"GENAUTH_APP_ID": "post-client", "GENAUTH_APP_SECRET": "wrong",
+             "GENAUTH_TIMEOUT": "soon"},
         ),
         (
             ["--client-id", "basic-client", "--auth-method", "client_secret_basic"],
-            {"GENAUTH_CLIENT_SECRET": "basic:secret with spaces"},
+            {"GENAUTH_APP_SECRET": "basic:secret with spaces"},
         ),
         (["--client-id", "public-client", "--no-token-type-hint"], {
             "GENAUTH_INTROSPECTION_AUTH_METHOD": "none"}),
@@ -353,8 +360,21 @@ def test_introspect_prints_the_named_fields_as_json(
             ["--app-host", "APP_HOST", "--protocol", "oauth", "--client-id", "post-client"],
             {"GENAUTH_APP_SECRET": "post-secret", "GENAUTH_TIMEOUT": "2.5"},
         ),
+        # --app-host wins over an endpoint in the environment (from_env alone prefers it)
+        (
+            ["--app-host", "APP_HOST"],
+            {"GENAUTH_INTROSPECTION_ENDPOINT": "http://127.0.0.1:1/nobody-listens",
+             "GENAUTH_APP_ID": "post-client", "GENAUTH_APP_SECRET": "post-secret"},
+        ),
+        # --endpoint wins over the environment's app host, which is not even read
+        (
+            ["--endpoint", "ENDPOINT"],
+            {"GENAUTH_APP_HOST": "https://x.genauth.ai/wrong/path",
+             "GENAUTH_APP_ID": "post-client", "GENAUTH_APP_SECRET": "post-secret"},
+        ),
     ],
-    ids=["genauth env", "flags over env", "basic", "none", "app-host flag"],
+    ids=["genauth env", "flags over env", "basic", "none", "app-host flag",
+         "app-host flag over env endpoint", "endpoint flag over env app host"],
 )  # fmt: skip
 def test_introspect_takes_options_from_flags_and_environment(
     auth_server: RunningAuthServer,
@@ -363,7 +383,8 @@ def test_introspect_takes_options_from_flags_and_environment(
     env: dict[str, str],
 ) -> None:
     token = auth_server.server.mint("alice")
-    args = [auth_server.url if a == "APP_HOST" else a for a in args]
+    placeholders = {"APP_HOST": auth_server.url, "ENDPOINT": auth_server.endpoint()}
+    args = [placeholders.get(a, a) for a in args]
     if "--app-host" not in args:
         env = {"GENAUTH_APP_HOST": auth_server.url, **env}
     status, out, err = run_main(capsys, "introspect", *args, token, env=env)
@@ -380,43 +401,66 @@ def test_introspect_reads_the_token_from_stdin(
     monkeypatch.setattr(sys, "stdin", io.StringIO(token + "\n"))
     env = {
         "GENAUTH_INTROSPECTION_ENDPOINT": auth_server.endpoint(),
-        "GENAUTH_CLIENT_ID": "post-client",
-        "GENAUTH_CLIENT_SECRET": "post-secret",
+        "GENAUTH_APP_ID": "post-client",
+        "GENAUTH_APP_SECRET": "post-secret",
     }
     status, out, _ = run_main(capsys, "introspect", "-", env=env)
     assert status == 0
     assert json.loads(out)["sub"] == "bob"
 
 
+INTROSPECT = ["introspect", "t", "--client-id", "c"]
+NOBODY = "http://127.0.0.1:1/x"
+
+
 @pytest.mark.parametrize(
     ("argv", "env", "fragments"),
     [
-        (["introspect", "t", "--client-id", "c"], {}, ["--endpoint", "GENAUTH_APP_HOST"]),
-        (["introspect", "t", "--endpoint", "http://127.0.0.1:1/x"], {}, ["--client-id"]),
         (
-            ["introspect", "t", "--client-id", "c", "--app-host", "https://x.genauth.ai/oidc"],
+            INTROSPECT,
+            {"GENAUTH_APP_SECRET": "s"},
+            ["GENAUTH_APP_HOST (or --app-host) is not set",
+             "GENAUTH_INTROSPECTION_ENDPOINT (or --endpoint)"],
+        ),
+        (
+            ["introspect", "t", "--endpoint", NOBODY, "--client-secret", "s"],
             {},
-            ["--app-host", "protocol"],
+            ["GENAUTH_APP_ID (or --client-id) is not set"],
         ),
         (
-            ["introspect", "t", "--client-id", "c", "--endpoint", "http://example.com/i"],
-            {"GENAUTH_CLIENT_SECRET": "s"},
-            ["http"],
+            ["introspect", "t", "--endpoint", NOBODY, "--client-id", "c"],
+            {"GENAUTH_APP_SECRET": ""},  # empty counts as unset
+            ["GENAUTH_APP_SECRET (or --client-secret) is not set"],
         ),
         (
-            ["introspect", "t", "--client-id", "c", "--endpoint", "http://127.0.0.1:1/x"],
-            {"GENAUTH_TIMEOUT": "soon"},
-            ["GENAUTH_TIMEOUT"],
+            [*INTROSPECT, "--app-host", "https://x.genauth.ai/oidc"],
+            {"GENAUTH_APP_SECRET": "s"},
+            ["--app-host='https://x.genauth.ai/oidc' must be the bare host", "--protocol"],
         ),
         (
-            ["introspect", "t", "--client-id", "c", "--endpoint", "http://127.0.0.1:1/x"],
-            {"GENAUTH_CLIENT_SECRET": "s"},
+            [*INTROSPECT, "--endpoint", "http://example.com/i"],
+            {"GENAUTH_APP_SECRET": "s"},
+            ["--endpoint='http://example.com/i' uses plain http", "--allow-insecure-http"],
+        ),
+        (
+            [*INTROSPECT, "--endpoint", NOBODY],
+            {"GENAUTH_APP_SECRET": "s", "GENAUTH_TIMEOUT": "soon"},
+            ["GENAUTH_TIMEOUT='soon' (or --timeout) is not a number of seconds"],
+        ),
+        (
+            [*INTROSPECT, "--endpoint", NOBODY],
+            {"GENAUTH_APP_SECRET": "s", "GENAUTH_ALLOW_INSECURE_HTTP": "maybe"},
+            ["GENAUTH_ALLOW_INSECURE_HTTP='maybe' (or --allow-insecure-http) is not a yes/no"],
+        ),
+        (
+            [*INTROSPECT, "--endpoint", NOBODY],
+            {"GENAUTH_APP_SECRET": "s"},
             ["could not be reached"],
         ),
         (["dev-server", "--auth-method", "none", "--client-secret", "s"], {}, ["--client-secret"]),
     ],
-    ids=["no endpoint", "no client id", "app host path", "plain http", "bad env timeout",
-         "unreachable", "secret for a public client"],
+    ids=["no endpoint", "no client id", "no secret", "app host path", "plain http",
+         "bad env timeout", "bad env flag", "unreachable", "secret for a public client"],
 )  # fmt: skip
 def test_errors_are_one_line_naming_what_to_fix(
     capsys: pytest.CaptureFixture[str], argv: list[str], env: dict[str, str], fragments: list[str]
@@ -425,6 +469,62 @@ def test_errors_are_one_line_naming_what_to_fix(
     assert status == 2
     assert out == ""
     assert_one_line_error(err, *fragments)
+
+
+def test_every_configuration_problem_is_reported_at_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    env = {"GENAUTH_APP_HOST": "https://x.genauth.ai/oidc", "GENAUTH_PROTOCOL": "saml"}
+    status, out, err = run_main(capsys, "introspect", "t", env=env)
+    assert (status, out) == (2, "")
+    assert_error_lines(
+        err,
+        4,
+        "GENAUTH_APP_ID (or --client-id) is not set",
+        "GENAUTH_APP_SECRET (or --client-secret) is not set",
+        "GENAUTH_PROTOCOL='saml' (or --protocol) is not a GenAuth protocol",
+        "GENAUTH_APP_HOST='https://x.genauth.ai/oidc' (or --app-host) must be the bare host",
+    )
+
+
+def test_a_misspelled_variable_is_pointed_out(capsys: pytest.CaptureFixture[str]) -> None:
+    env = {"GENAUTH_APP_ID": "c", "GENAUTH_APP_SECERT": "s", "GENAUTH_APP_HOST": "https://x.ai"}
+    status, _, err = run_main(capsys, "introspect", "t", env=env)
+    assert status == 2
+    warning, error = err.strip().splitlines()
+    assert warning == (
+        "genauth-guard introspect: warning: GENAUTH_APP_SECERT is not a setting "
+        "genauth-guard reads; GENAUTH_APP_SECRET?"
+    )
+    assert error.startswith("genauth-guard introspect: error: GENAUTH_APP_SECRET (or --client-")
+
+
+def test_allow_insecure_http_flag_wins_over_the_environment(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # 192.0.2.1 (TEST-NET-1) is not loopback and answers nobody: the request is
+    # allowed (no plain-http refusal) and then fails to connect.
+    argv = [*INTROSPECT, "--endpoint", "http://192.0.2.1:9/x", "--timeout", "0.3"]
+    env = {"GENAUTH_APP_SECRET": "s", "GENAUTH_ALLOW_INSECURE_HTTP": "no"}
+    status, _, refused = run_main(capsys, *argv, env=env)
+    assert status == 2
+    assert_one_line_error(refused, "uses plain http")
+    status, _, err = run_main(capsys, *argv, "--allow-insecure-http", env=env)
+    assert status == 2
+    assert_one_line_error(err, "http://192.0.2.1:9/x")
+    assert "plain http" not in err
+
+
+def test_the_readme_shows_the_errors_the_command_prints(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    [block] = re.findall(r"```text\n\$ (GENAUTH_APP_SECRET=.*?)\n```", readme, flags=re.DOTALL)
+    command, *shown = block.splitlines()
+    assert command == 'GENAUTH_APP_SECRET=... genauth-guard introspect "$TOKEN"'
+    status, _, err = run_main(capsys, "introspect", "TOKEN", env={"GENAUTH_APP_SECRET": "..."})
+    assert status == 2
+    assert err.splitlines() == shown
 
 
 def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:

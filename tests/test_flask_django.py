@@ -2,7 +2,8 @@
 
 The example apps (examples/flask_app.py, examples/django_app/) are tested
 in-process through ``httpx.WSGITransport`` and as deployed: gunicorn with
-threads on 127.0.0.1, in front of a real dev authorization server.
+threads on 127.0.0.1, in front of a real dev authorization server, configured
+the way their docstrings say: the variables ``genauth-guard dev-server`` prints.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -18,6 +20,7 @@ from flask import Flask, jsonify
 from flask.views import MethodView
 
 from genauth_guard import SyncIntrospector, TokenInfo, get_token_info, require_scopes
+from genauth_guard.environment import ENV_VARIABLES
 from genauth_guard.wsgi import GenAuthGuardWSGI
 
 from .conftest import RunningAuthServer
@@ -46,6 +49,24 @@ def assert_read_denied(response: httpx.Response) -> None:
     assert response.json() == READ_DENIED_BODY
 
 
+def example_env(app_host: str) -> dict[str, str]:
+    """What ``genauth-guard dev-server`` prints, and nothing of this machine's GENAUTH_*."""
+    env = {f"GENAUTH_{name}": "" for name in ENV_VARIABLES}  # empty counts as unset
+    env.update(
+        GENAUTH_APP_HOST=app_host, GENAUTH_APP_ID="post-client", GENAUTH_APP_SECRET="post-secret"
+    )
+    return env
+
+
+@contextmanager
+def example_environ(app_host: str) -> Iterator[pytest.MonkeyPatch]:
+    """While importing an example: the environment its module-level app is built from."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in example_env(app_host).items():
+            patch.setenv(name, value)
+        yield patch
+
+
 @pytest.fixture(scope="module")
 def introspector(auth_server: RunningAuthServer) -> Iterator[SyncIntrospector]:
     with SyncIntrospector(
@@ -58,8 +79,9 @@ def introspector(auth_server: RunningAuthServer) -> Iterator[SyncIntrospector]:
 
 
 @pytest.fixture(scope="module")
-def flask_app(introspector: SyncIntrospector) -> Flask:
-    from examples.flask_app import create_app
+def flask_app(introspector: SyncIntrospector, auth_server: RunningAuthServer) -> Flask:
+    with example_environ(auth_server.url):
+        from examples.flask_app import create_app
 
     app = create_app(introspector)
 
@@ -190,8 +212,8 @@ def test_a_flask_view_called_outside_a_request_says_what_to_do() -> None:
 
 
 @pytest.fixture(scope="module")
-def django_wsgi(introspector: SyncIntrospector) -> GenAuthGuardWSGI:
-    with pytest.MonkeyPatch.context() as patch:
+def django_wsgi(introspector: SyncIntrospector, auth_server: RunningAuthServer) -> GenAuthGuardWSGI:
+    with example_environ(auth_server.url) as patch:
         # The example's settings module; only for this import, so nothing else sees it.
         patch.setenv("DJANGO_SETTINGS_MODULE", "examples.django_app.settings")
         from examples.django_app.wsgi import create_application
@@ -284,11 +306,7 @@ def gated() -> Iterator[GatedAuthServer]:
 
 
 def gunicorn_env(gated: GatedAuthServer) -> dict[str, str]:
-    return {
-        "GENAUTH_INTROSPECTION_ENDPOINT": gated.endpoint(),
-        "GENAUTH_CLIENT_ID": "post-client",
-        "GENAUTH_CLIENT_SECRET": "post-secret",
-    }
+    return example_env(gated.url)
 
 
 def test_flask_example_under_gunicorn_threads(gated: GatedAuthServer) -> None:

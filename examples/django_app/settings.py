@@ -1,7 +1,10 @@
 """Settings of the example Django project: no database, no apps, one view module.
 
-The guard's own settings come from the environment (GENAUTH_*), read here so
-that ``wsgi.py`` finds them where Django code looks: ``django.conf.settings``.
+The guard's connection settings are not here: ``wsgi.py`` builds the
+introspector with ``SyncIntrospector.from_env()``, which reads the GENAUTH_*
+environment variables (GENAUTH_APP_HOST, GENAUTH_APP_ID, GENAUTH_APP_SECRET...)
+and checks them, as every other example and ``genauth-guard introspect`` do.
+Only which paths stay open is a Django setting.
 """
 
 from __future__ import annotations
@@ -19,9 +22,4 @@ MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
 DATABASES: dict[str, dict[str, str]] = {}
 USE_TZ = True
 
-GENAUTH_INTROSPECTION_ENDPOINT = os.environ.get(
-    "GENAUTH_INTROSPECTION_ENDPOINT", "http://127.0.0.1:9000/oidc/token/introspection"
-)
-GENAUTH_CLIENT_ID = os.environ.get("GENAUTH_CLIENT_ID", "dev-client")
-GENAUTH_CLIENT_SECRET = os.environ.get("GENAUTH_CLIENT_SECRET", "dev-secret")
-GENAUTH_EXCLUDE_PATHS = ["/health"]
+GENAUTH_EXCLUDE_PATHS = ["/health"]  # requests the guard lets through without a token

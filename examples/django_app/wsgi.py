@@ -1,10 +1,14 @@
 """WSGI entry point of the example Django project: Django behind GenAuthGuardWSGI.
 
-    GENAUTH_INTROSPECTION_ENDPOINT=... GENAUTH_CLIENT_ID=... GENAUTH_CLIENT_SECRET=... \\
-        gunicorn --threads 8 examples.django_app.wsgi:application
+Run it against the embedded dev authorization server:
 
-The guard wraps the whole Django application, so no view runs for a request
-without an active token (except the paths in GENAUTH_EXCLUDE_PATHS).
+    genauth-guard dev-server     # prints GENAUTH_APP_HOST, GENAUTH_APP_ID, GENAUTH_APP_SECRET
+    export GENAUTH_APP_HOST=http://127.0.0.1:9000 GENAUTH_APP_ID=dev-client GENAUTH_APP_SECRET=...
+    gunicorn --threads 8 examples.django_app.wsgi:application
+
+(against GenAuth, export your application's values instead). The guard wraps
+the whole Django application, so no view runs for a request without an
+active token (except the paths in ``settings.GENAUTH_EXCLUDE_PATHS``).
 """
 
 from __future__ import annotations
@@ -21,15 +25,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "examples.django_app.settings")
 
 
 def create_application(introspector: SyncIntrospector | None = None) -> GenAuthGuardWSGI:
-    """Django's WSGI app behind the guard; the introspector defaults to the settings'."""
+    """Django's WSGI app behind the guard; the introspector defaults to the environment's."""
     django_app = get_wsgi_application()  # loads the settings and sets Django up
     if introspector is None:
-        # One per process, shared by all its threads (gunicorn --threads).
-        introspector = SyncIntrospector(
-            settings.GENAUTH_INTROSPECTION_ENDPOINT,
-            client_id=settings.GENAUTH_CLIENT_ID,
-            client_secret=settings.GENAUTH_CLIENT_SECRET,
-        )
+        # GENAUTH_APP_HOST, GENAUTH_APP_ID, GENAUTH_APP_SECRET...; a missing or wrong one
+        # stops the start-up here, naming it. One per process, shared by all its threads.
+        introspector = SyncIntrospector.from_env()
     return GenAuthGuardWSGI(
         django_app, introspector=introspector, exclude_paths=settings.GENAUTH_EXCLUDE_PATHS
     )
