@@ -173,7 +173,11 @@ def check_credentials(
         except ConfigurationError as exc:
             problems.append(str(exc))
     method = methods.get(names.introspection_auth_method, DEFAULT_AUTH_METHOD)
-    revocation = methods.setdefault(names.revocation_auth_method, method)
+    if introspection_auth_method is None or names.introspection_auth_method in methods:
+        # Only a valid (or default) method is inherited: an invalid one is reported
+        # above, not again as a revocation method the user never set.
+        methods.setdefault(names.revocation_auth_method, method)
+    revocation = methods.get(names.revocation_auth_method, method)
     for option, used in methods.items():
         if used != "none" and not secret:
             problems.append(

@@ -419,6 +419,20 @@ def test_a_wrong_variable_is_named(
         SyncIntrospector.from_env(environ=environ)
 
 
+def test_an_invalid_method_is_reported_once_not_as_a_revocation_problem() -> None:
+    environ = {
+        "GENAUTH_APP_ID": "app",
+        "GENAUTH_APP_HOST": "https://example.genauth.ai",
+        "GENAUTH_INTROSPECTION_AUTH_METHOD": "basic",
+    }
+    with pytest.raises(ConfigurationError) as caught:
+        SyncIntrospector.from_env(environ=environ)
+    assert str(caught.value) == (
+        "GENAUTH_INTROSPECTION_AUTH_METHOD='basic' is not supported; use one of "
+        "client_secret_post, client_secret_basic, none."
+    )
+
+
 def test_an_explicit_endpoint_serves_other_servers_without_app_host(
     auth_server: RunningAuthServer,
 ) -> None:
