@@ -6,7 +6,7 @@ introspector's. This module only reads the ASGI scope and writes the answer.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from typing import Unpack
 
 from starlette.authentication import AuthCredentials, BaseUser
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -15,7 +15,7 @@ from ._logging import logger
 from .challenge import Rejection
 from .errors import IntrospectionError
 from .introspector import Introspector
-from .policy import DEFAULT_RETRY_AFTER, GuardPolicy
+from .policy import GuardOptions, GuardPolicy
 from .scopes import REALM_KEY, SCOPE_KEY
 from .token_info import TokenInfo
 
@@ -52,6 +52,8 @@ class GenAuthGuard:
     Accepted requests carry ``scope["user"]`` (``TokenUser``),
     ``scope["auth"]`` (``AuthCredentials`` with the token's scopes) and
     ``scope["token_info"]``. Lifespan and other scope types pass untouched.
+    ``options`` are ``policy.GuardOptions``: ``exclude_paths``,
+    ``required_scopes``, ``realm``, ``allow_query_token``, ``retry_after``.
     """
 
     def __init__(
@@ -59,22 +61,11 @@ class GenAuthGuard:
         app: ASGIApp,
         *,
         introspector: Introspector,
-        exclude_paths: Iterable[str] = (),
-        required_scopes: Iterable[str] | str = (),
-        realm: str = "api",
-        allow_query_token: bool = False,
-        retry_after: int = DEFAULT_RETRY_AFTER,
+        **options: Unpack[GuardOptions],
     ) -> None:
         self.app = app
         self.introspector = introspector
-        self.policy = GuardPolicy(
-            exclude_paths=exclude_paths,
-            required_scopes=required_scopes,
-            realm=realm,
-            allow_query_token=allow_query_token,
-            max_token_length=introspector.max_token_length,
-            retry_after=retry_after,
-        )
+        self.policy = GuardPolicy(max_token_length=introspector.max_token_length, **options)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or self.policy.is_excluded(scope["path"]):

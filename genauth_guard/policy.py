@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from typing import TypedDict
 
 from .bearer import DEFAULT_MAX_TOKEN_LENGTH, extract_bearer
 from .challenge import (
@@ -38,6 +39,23 @@ def scope_set(scopes: Iterable[str] | str, option: str) -> frozenset[str]:
 def missing_scopes(info: TokenInfo, required: frozenset[str]) -> Rejection | None:
     """``insufficient_scope`` naming every required scope, or ``None`` if all were granted."""
     return None if info.scopes.issuperset(required) else insufficient_scope(tuple(required))
+
+
+class GuardOptions(TypedDict, total=False):
+    """The options both middlewares take (``GenAuthGuard``, ``GenAuthGuardWSGI``), typed once.
+
+    ``exclude_paths``: exact paths (``/health``) and prefixes (``/public/*``)
+    served without a token. ``required_scopes``: scopes every protected
+    request needs. ``realm``: named in every challenge. ``allow_query_token``:
+    accept ``?access_token=`` (off: URLs end up in logs). ``retry_after``:
+    seconds in a 503's ``Retry-After`` when the server named none.
+    """
+
+    exclude_paths: Iterable[str]
+    required_scopes: Iterable[str] | str
+    realm: str
+    allow_query_token: bool
+    retry_after: int
 
 
 class GuardPolicy:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Unpack
 
 from ._logging import logger
 from ._wsgi_views import answer_wsgi
 from .challenge import Rejection
 from .errors import ConfigurationError, IntrospectionError
-from .policy import DEFAULT_RETRY_AFTER, GuardPolicy
+from .policy import GuardOptions, GuardPolicy
 from .scopes import ENVIRON_KEY, REALM_KEY
 from .sync_introspector import SyncIntrospector
 from .token_info import TokenInfo
@@ -93,11 +93,7 @@ class GenAuthGuardWSGI:
         app: WSGIApplication,
         *,
         introspector: SyncIntrospector,
-        exclude_paths: Iterable[str] = (),
-        required_scopes: Iterable[str] | str = (),
-        realm: str = "api",
-        allow_query_token: bool = False,
-        retry_after: int = DEFAULT_RETRY_AFTER,
+        **options: Unpack[GuardOptions],
     ) -> None:
         if inspect.iscoroutinefunction(getattr(introspector, "introspect", None)):
             raise ConfigurationError(
@@ -106,14 +102,7 @@ class GenAuthGuardWSGI:
             )
         self.app = app
         self.introspector = introspector
-        self.policy = GuardPolicy(
-            exclude_paths=exclude_paths,
-            required_scopes=required_scopes,
-            realm=realm,
-            allow_query_token=allow_query_token,
-            max_token_length=introspector.max_token_length,
-            retry_after=retry_after,
-        )
+        self.policy = GuardPolicy(max_token_length=introspector.max_token_length, **options)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = request_path(environ)
