@@ -190,16 +190,21 @@ def describe(demo: Demo, program: str) -> str:
 
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops the servers like Ctrl-C does (clean shutdown, exit 0)."""
+    """SIGTERM and SIGINT stop the servers like Ctrl-C does (clean shutdown, exit 0)."""
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)
+    # A process started in the background inherits SIGINT ignored, and Python
+    # then installs no KeyboardInterrupt handler: install it, so an explicit
+    # SIGINT (a supervisor, a test, kill -INT) still stops the servers.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def _wait_for_interrupt() -> None:

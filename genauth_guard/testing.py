@@ -5,6 +5,7 @@ Needs uvicorn (``pip install 'genauth-guard[dev-server]'``).
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
@@ -39,9 +40,15 @@ def serve_in_thread(
         app, log_level="warning", access_log=False, lifespan="auto", timeout_graceful_shutdown=2
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn:{bound_port}", daemon=True
-    )
+
+    def run() -> None:
+        # Ctrl-C and SIGTERM are the main thread's to handle. Left unblocked here,
+        # the kernel may hand them to this thread, and a main thread asleep in
+        # time.sleep() would never wake to raise KeyboardInterrupt.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        server.run(sockets=[sock])
+
+    thread = threading.Thread(target=run, name=f"uvicorn:{bound_port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + start_timeout
     while not server.started:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 import ssl
 import threading
@@ -406,7 +407,7 @@ async def test_serve_stale_on_error_answers_from_an_unexpired_stale_entry(
 async def test_a_stale_answer_never_outlives_the_tokens_exp(
     upstream: FaultyUpstream, good: str
 ) -> None:
-    exp = int(time.time()) + 1
+    exp = math.ceil(time.time()) + 1  # 1 to 2 s ahead: room for the stale read below
     upstream.app.tokens[good]["exp"] = exp
     introspector = make(upstream, cache_ttl=0.05, serve_stale_on_error=True)
     assert (await introspector.introspect(good)).active
