@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -41,3 +43,38 @@ def auth_server() -> Iterator[RunningAuthServer]:
     with serve_in_thread(server.app) as url:
         server.issuer = url
         yield RunningAuthServer(server, url)
+
+
+@pytest.fixture(autouse=True)
+def no_token_or_secret_in_any_log(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Every test doubles as a leak check: the library never logs a token or a secret.
+
+    Records every token the dev server mints during the test (through the
+    Python API or its token endpoint) and, after the test, searches every
+    ``genauth_guard`` log record, tracebacks included, for them and for the
+    test clients' secrets.
+    """
+    minted: list[str] = []
+    mint = DevAuthServer.mint
+
+    def recording_mint(self: DevAuthServer, *args: Any, **kwargs: Any) -> str:
+        token = mint(self, *args, **kwargs)
+        minted.append(token)
+        return token
+
+    monkeypatch.setattr(DevAuthServer, "mint", recording_mint)
+    caplog.set_level(logging.DEBUG, logger="genauth_guard")
+    yield
+    secrets = [client.client_secret for client in CLIENTS if client.client_secret]
+    formatter = logging.Formatter()
+    # In teardown, caplog.records holds only teardown's records: ask for the others.
+    for record in (*caplog.get_records("setup"), *caplog.get_records("call")):
+        if not record.name.startswith("genauth_guard"):
+            continue
+        text = record.getMessage()
+        if record.exc_info:
+            text += formatter.formatException(record.exc_info)
+        leaked = [s for s in (*minted, *secrets) if s in text]
+        assert not leaked, f"a token or secret reached the log: {record.name} {record.levelname}"
