@@ -435,3 +435,39 @@ def test_required_scopes_on_the_middleware(auth_server: RunningAuthServer) -> No
     assert ok.status_code == 200
     assert denied.status_code == 403
     assert denied.headers["www-authenticate"].endswith('scope="api me"')
+
+
+def test_cors_outside_the_guard_answers_preflights(auth_server: RunningAuthServer) -> None:
+    from starlette.middleware import Middleware
+    from starlette.middleware.cors import CORSMiddleware
+
+    introspector = Introspector(
+        auth_server.endpoint(), client_id="post-client", client_secret="post-secret"
+    )
+    app = Starlette(
+        routes=[Route("/me", whoami)],
+        middleware=[
+            Middleware(
+                CORSMiddleware,
+                allow_origins=["https://web.example"],
+                allow_headers=["authorization"],
+            ),
+            Middleware(GenAuthGuard, introspector=introspector),
+        ],
+    )
+    origin = {"Origin": "https://web.example"}
+    with serve_in_thread(app) as url:
+        preflight = httpx.options(
+            url + "/me",
+            headers={
+                **origin,
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization",
+            },
+        )
+        refused = httpx.get(url + "/me", headers=origin)
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "https://web.example"
+    # The 401 carries the CORS header, so the browser lets the page read it.
+    assert refused.status_code == 401
+    assert refused.headers["access-control-allow-origin"] == "https://web.example"
