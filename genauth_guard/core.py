@@ -252,15 +252,21 @@ class IntrospectorBase(IntrospectorFactories):
 
     # ------------------------------------------------------------ protocol
 
-    def _check_token(self, token: str) -> None:
-        """Refuse, before any call, what cannot be a bearer token (``InvalidRequest``).
+    def _lookup(self, token: str) -> tuple[bytes, TokenInfo | None]:
+        """``token``'s cache key and cached answer (``None`` on a miss).
 
-        The middlewares check the same (RFC 6750 b64token, ``max_token_length``)
-        when they extract the token; this covers direct callers.
+        On a miss, what cannot be a bearer token is refused before any call
+        (``InvalidRequest``: RFC 6750 b64token, ``max_token_length``). The
+        middlewares check the same when they extract the token; this covers
+        direct callers, and costs a hit only a type check.
         """
         if not isinstance(token, str) or not token:
             raise TypeError("introspect() takes the access token as a non-empty str")
-        check_token(token, self.max_token_length)
+        key = self._key(token)
+        cached = self.cache.get(key)
+        if cached is None:
+            check_token(token, self.max_token_length)
+        return key, cached
 
     def _request(self, token: str) -> httpx.Request:
         request = token_request(

@@ -51,11 +51,9 @@ class Introspector(IntrospectorBase):
         Raises ``IntrospectionError`` when no answer could be had; that is
         never cached.
         """
-        key = self._key(token)
-        cached = self.cache.get(key)
+        key, cached = self._lookup(token)
         if cached is not None:
             return cached
-        self._check_token(token)
         self._bind_loop()
         task = self._inflight.get(key)
         if task is None:

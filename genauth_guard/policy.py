@@ -38,7 +38,7 @@ def scope_set(scopes: Iterable[str] | str, option: str) -> frozenset[str]:
 
 def missing_scopes(info: TokenInfo, required: frozenset[str]) -> Rejection | None:
     """``insufficient_scope`` naming every required scope, or ``None`` if all were granted."""
-    return None if info.scopes.issuperset(required) else insufficient_scope(tuple(required))
+    return None if info.has_scopes(required) else insufficient_scope(tuple(required))
 
 
 class GuardOptions(TypedDict, total=False):

@@ -57,11 +57,9 @@ class SyncIntrospector(IntrospectorBase):
 
         Raises ``IntrospectionError`` when no answer could be had.
         """
-        key = self._key(token)
-        cached = self.cache.get(key)
+        key, cached = self._lookup(token)
         if cached is not None:
             return cached
-        self._check_token(token)
         with self._flights_lock:
             flight = self._inflight.get(key)
             leader = flight is None

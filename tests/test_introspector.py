@@ -254,3 +254,10 @@ def test_token_info_is_immutable_and_hashable() -> None:
     with pytest.raises(AttributeError):
         info.sub = "b"  # type: ignore[misc]
     assert hash(info) == hash(TokenInfo(active=True, sub="a", scopes=frozenset({"x"})))
+
+
+@pytest.mark.parametrize("token", [None, "", b"bytes-token"])
+def test_introspect_refuses_what_is_not_a_token_string(token: object) -> None:
+    introspector = Introspector("https://as.example/introspect", client_id="c", client_secret="s")
+    with pytest.raises(TypeError, match="non-empty str"):
+        asyncio.run(introspector.introspect(token))  # type: ignore[arg-type]
