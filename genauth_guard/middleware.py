@@ -23,7 +23,12 @@ WEBSOCKET_POLICY_VIOLATION = 1008
 
 
 class TokenUser(BaseUser):
-    """The Starlette user of an accepted request: who the token speaks for."""
+    """The Starlette user of an accepted request: who the token speaks for.
+
+    ``identity`` is the token's ``sub``, else its ``username``, else ``""``:
+    a client acting for itself has no user identity (``token_info.client_id``
+    names the client).
+    """
 
     __slots__ = ("token_info",)
 

@@ -35,12 +35,15 @@ class TokenInfo:
 
     @property
     def identity(self) -> str | None:
-        """Who the token speaks for: ``sub``, else ``username``, else ``client_id``.
+        """The user the token speaks for: ``sub``, else ``username``; ``None`` for no user.
 
-        Some servers never send ``sub``; a client-credentials token acts for
-        the client itself.
+        ``username`` covers servers that never send ``sub``. Never
+        ``client_id``: a client acting for itself (client credentials) is no
+        user, and a client named ``alice`` must not pass for the user
+        ``alice``; ``client_id`` names the client. An empty string counts as
+        absent.
         """
-        return self.sub or self.username or self.client_id
+        return self.sub or self.username or None
 
     @property
     def scope(self) -> str:

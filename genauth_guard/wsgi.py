@@ -79,8 +79,9 @@ class GenAuthGuardWSGI:
 
     Accepted requests carry ``environ["genauth_guard.token_info"]`` (the
     ``TokenInfo``), ``environ["REMOTE_USER"]`` (the token's ``sub``, else its
-    ``username``, else its ``client_id``, like ``scope["user"]`` on the ASGI
-    side) and ``environ["AUTH_TYPE"] = "Bearer"``; ``require_scopes`` finds
+    ``username``, like ``scope["user"]`` on the ASGI side; unset, even if the
+    server had set it, for a client acting for itself: ``client_id`` is no
+    user) and ``environ["AUTH_TYPE"] = "Bearer"``; ``require_scopes`` finds
     the guard's realm in ``environ["genauth_guard.realm"]``. The options and
     the answers are those of ``GenAuthGuard``.
 

@@ -247,9 +247,9 @@ def test_django_view_without_the_scope_is_403_insufficient_scope(
 def test_django_me_sees_remote_user_and_token_info(
     django_client: httpx.Client, auth_server: RunningAuthServer
 ) -> None:
-    token = auth_server.server.mint(None, client_id="machine-client")
+    token = auth_server.server.mint(None, client_id="machine-client", username="dave")
     body = django_client.get("/me", headers=bearer(token)).json()
-    assert body["identity"] == "machine-client"
+    assert body["identity"] == "dave"
     assert body["client_id"] == "machine-client"
 
 

@@ -263,11 +263,11 @@ def test_accepted_request_carries_user_auth_and_token_info(api: Api) -> None:
     }
 
 
-def test_identity_falls_back_to_username_then_client_id(api: Api) -> None:
+def test_identity_falls_back_to_username_never_to_client_id(api: Api) -> None:
     by_username = api.auth.server.mint(None, username="carol")
     by_client = api.auth.server.mint(None, client_id="machine-client")
     assert api.get("/me", by_username).json()["identity"] == "carol"
-    assert api.get("/me", by_client).json()["identity"] == "machine-client"
+    assert api.get("/me", by_client).json()["identity"] == ""
 
 
 def test_require_scopes_on_function_and_method_endpoints(api: Api) -> None:

@@ -269,13 +269,11 @@ def test_accepted_request_carries_remote_user_and_token_info(guards: Guards) -> 
     }
 
 
-def test_remote_user_falls_back_to_username_then_client_id(guards: Guards) -> None:
+def test_remote_user_falls_back_to_username_never_to_client_id(guards: Guards) -> None:
     by_username = guards.mint(None, username="carol")
     by_client = guards.mint(None, client_id="machine-client")
     assert guards.wsgi.get("/me", headers=bearer(by_username)).json()["remote_user"] == "carol"
-    assert (
-        guards.wsgi.get("/me", headers=bearer(by_client)).json()["remote_user"] == "machine-client"
-    )
+    assert guards.wsgi.get("/me", headers=bearer(by_client)).json()["remote_user"] is None
 
 
 @pytest.mark.parametrize("path", ["/health", "/public/", "/public/docs/index.html"])
