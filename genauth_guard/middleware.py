@@ -22,6 +22,23 @@ from .token_info import TokenInfo
 WEBSOCKET_POLICY_VIOLATION = 1008
 
 
+def request_path(scope: Scope) -> str:
+    """The path the application routes on: ``scope["path"]`` below the mount point.
+
+    Starlette's ``Mount`` (0.33 and later) and ``uvicorn --root-path`` keep
+    ``root_path`` inside ``path``; routes, and ``exclude_paths``, are written
+    for what follows it, as ``PATH_INFO`` is below ``SCRIPT_NAME`` on WSGI.
+    Stripped only at a segment boundary, the way Starlette's router does.
+    """
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if not root_path or not path.startswith(root_path):
+        return path
+    if len(path) == len(root_path):
+        return "/"
+    return path[len(root_path) :] if path[len(root_path)] == "/" else path
+
+
 class TokenUser(BaseUser):
     """The Starlette user of an accepted request: who the token speaks for.
 
@@ -73,7 +90,9 @@ class GenAuthGuard:
         self.policy = GuardPolicy(max_token_length=introspector.max_token_length, **options)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or self.policy.is_excluded(scope["path"]):
+        if scope["type"] not in ("http", "websocket") or self.policy.is_excluded(
+            request_path(scope)
+        ):
             await self.app(scope, receive, send)
             return
         outcome = await self._authenticate(scope)
