@@ -2,7 +2,8 @@
 
 Both middlewares hand over the raw ``Authorization`` header values and the
 query string; this module decides whether there is exactly one well-formed
-bearer token, none at all, or a malformed request.
+bearer token, none at all, or a malformed request. Deciding here, once, is
+what makes both guards answer every request byte for byte alike.
 """
 
 from __future__ import annotations
@@ -20,6 +21,38 @@ DEFAULT_MAX_TOKEN_LENGTH = 4096
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 # RFC 9110 token (the auth-scheme).
 _SCHEME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# After a comma, "scheme SP credentials" starts another credential (an
+# auth-param is "name = value"): the sign of two headers folded into one.
+_NEXT_CREDENTIAL = re.compile(r"[ \t]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+ +[^ \t=,]")
+
+
+def split_credentials(value: str) -> list[str]:
+    """The credentials in one ``Authorization`` header value, one per header sent.
+
+    Repeated headers folded into one value are joined by commas (RFC 9110
+    5.3; WSGI servers must fold them, having room for one value per header).
+    A comma outside a quoted string that starts a new ``scheme credentials``
+    separates two of them; commas inside one credential (auth-params,
+    ``Bearer a,b``) do not. Both guards split every value this way: a
+    folded pair in one header cannot be told from two headers on WSGI, so
+    the ASGI guard treats it as two headers too.
+    """
+    if "," not in value:  # fast path: almost every request
+        return [value]
+    values: list[str] = []
+    start, quoted, escaped = 0, False, False
+    for index, char in enumerate(value):
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted and _NEXT_CREDENTIAL.match(value, index + 1):
+            values.append(value[start:index])
+            start = index + 1
+    values.append(value[start:])
+    return values
 
 
 def check_token(token: str, max_length: int = DEFAULT_MAX_TOKEN_LENGTH) -> str:
@@ -65,7 +98,12 @@ def parse_authorization(value: str, max_length: int = DEFAULT_MAX_TOKEN_LENGTH) 
 
 
 def _query_tokens(query_string: str) -> list[str]:
-    if "access_token" not in query_string:  # fast path: almost every request
+    """The values of every ``access_token`` query parameter.
+
+    Names are compared once percent-decoded, as every framework behind the
+    guard decodes them: ``access%5Ftoken`` is ``access_token`` too.
+    """
+    if "access" not in query_string and "%" not in query_string:  # fast path
         return []
     return [
         value
@@ -84,12 +122,14 @@ def extract_bearer(
     """The request's single bearer token, or ``None`` when it sent none.
 
     ``authorization`` holds every ``Authorization`` header value of the request.
-    RFC 6750 forbids more than one way of sending the token, so two headers,
-    or a header plus an ``access_token`` query parameter, are
-    ``InvalidRequest``. Tokens in the URL end up in access logs and browser
-    history; they are refused unless ``allow_query_token`` is set (RFC 6750
-    section 2.3 makes them optional for the resource server).
+    RFC 6750 forbids more than one way of sending the token, so two headers
+    (also folded into one value, see ``split_credentials``), or a header plus
+    an ``access_token`` query parameter, are ``InvalidRequest``. Tokens in
+    the URL end up in access logs and browser history; they are refused
+    unless ``allow_query_token`` is set (RFC 6750 section 2.3 makes them
+    optional for the resource server).
     """
+    authorization = [part for value in authorization for part in split_credentials(value)]
     if len(authorization) > 1:
         raise InvalidRequest(
             "The request has more than one Authorization header; send the token once."

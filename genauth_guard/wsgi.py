@@ -9,12 +9,12 @@ calls ``start_response``, so both middlewares answer every request alike.
 from __future__ import annotations
 
 import inspect
-import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Unpack
 
 from ._logging import logger
 from ._wsgi_views import answer_wsgi
+from .bearer import split_credentials
 from .challenge import Rejection
 from .errors import ConfigurationError, IntrospectionError
 from .policy import GuardOptions, GuardPolicy
@@ -27,38 +27,21 @@ if TYPE_CHECKING:
 
 __all__ = ["ENVIRON_KEY", "GenAuthGuardWSGI", "authorization_values", "request_path"]
 
-# After a comma, "scheme SP credentials" starts another credential (an
-# auth-param is "name = value"): the sign of two headers folded into one.
-_NEXT_CREDENTIAL = re.compile(r"[ \t]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+ +[^ \t=,]")
-
 
 def authorization_values(environ: WSGIEnvironment) -> list[str]:
     """The request's ``Authorization`` credentials, one per header it sent.
 
     WSGI has room for one value per header, so servers fold repeated headers
-    into one, joined by commas (werkzeug, gunicorn). Split them again where a
-    comma outside a quoted string starts a new ``scheme credentials``, so a
-    request with two headers is refused as such, exactly as the ASGI guard
-    refuses it. (A server that keeps only the last header hides the first
-    one from every WSGI app; nothing here can see it.)
+    into one, joined by commas (werkzeug, gunicorn); ``split_credentials``
+    splits them again, as it splits every value the ASGI guard sees, so a
+    request with two headers is refused as such on both. (A server that
+    keeps only the last header hides the first one from every WSGI app;
+    nothing here can see it.)
     """
     value = environ.get("HTTP_AUTHORIZATION")
     if not isinstance(value, str):
         return []
-    values: list[str] = []
-    start, quoted, escaped = 0, False, False
-    for index, char in enumerate(value):
-        if escaped:
-            escaped = False
-        elif quoted and char == "\\":
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif char == "," and not quoted and _NEXT_CREDENTIAL.match(value, index + 1):
-            values.append(value[start:index])
-            start = index + 1
-    values.append(value[start:])
-    return values
+    return split_credentials(value)
 
 
 def request_path(environ: WSGIEnvironment) -> str:
