@@ -6,14 +6,16 @@ introspector's. This module only reads the ASGI scope and writes the answer.
 
 from __future__ import annotations
 
+import inspect
 from typing import Unpack
 
 from starlette.authentication import AuthCredentials, BaseUser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._logging import logger
+from .bearer import DEFAULT_MAX_TOKEN_LENGTH
 from .challenge import Rejection
-from .errors import IntrospectionError
+from .errors import ConfigurationError, IntrospectionError
 from .introspector import Introspector
 from .policy import GuardOptions, GuardPolicy
 from .scopes import REALM_KEY, SCOPE_KEY
@@ -85,9 +87,17 @@ class GenAuthGuard:
         introspector: Introspector,
         **options: Unpack[GuardOptions],
     ) -> None:
+        if not inspect.iscoroutinefunction(getattr(introspector, "introspect", None)):
+            raise ConfigurationError(
+                "GenAuthGuard needs an async introspector (an object whose introspect(token) "
+                f"is a coroutine function), got {type(introspector).__name__}; build "
+                "Introspector(...) with the same options (SyncIntrospector is for WSGI apps "
+                "and GenAuthGuardWSGI)."
+            )
         self.app = app
         self.introspector = introspector
-        self.policy = GuardPolicy(max_token_length=introspector.max_token_length, **options)
+        max_length = getattr(introspector, "max_token_length", DEFAULT_MAX_TOKEN_LENGTH)
+        self.policy = GuardPolicy(max_token_length=max_length, **options)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or self.policy.is_excluded(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Unpack
 
 from ._logging import logger
 from ._wsgi_views import answer_wsgi
-from .bearer import split_credentials
+from .bearer import DEFAULT_MAX_TOKEN_LENGTH, split_credentials
 from .challenge import Rejection
 from .errors import ConfigurationError, IntrospectionError
 from .policy import GuardOptions, GuardPolicy
@@ -79,14 +79,18 @@ class GenAuthGuardWSGI:
         introspector: SyncIntrospector,
         **options: Unpack[GuardOptions],
     ) -> None:
-        if inspect.iscoroutinefunction(getattr(introspector, "introspect", None)):
+        introspect = getattr(introspector, "introspect", None)
+        if not callable(introspect) or inspect.iscoroutinefunction(introspect):
             raise ConfigurationError(
-                "GenAuthGuardWSGI needs a SyncIntrospector (the async Introspector is for "
-                "ASGI apps and GenAuthGuard); build SyncIntrospector(...) with the same options."
+                "GenAuthGuardWSGI needs a SyncIntrospector (an object whose introspect(token) "
+                f"is a plain method), got {type(introspector).__name__}; build "
+                "SyncIntrospector(...) with the same options (the async Introspector is for "
+                "ASGI apps and GenAuthGuard)."
             )
         self.app = app
         self.introspector = introspector
-        self.policy = GuardPolicy(max_token_length=introspector.max_token_length, **options)
+        max_length = getattr(introspector, "max_token_length", DEFAULT_MAX_TOKEN_LENGTH)
+        self.policy = GuardPolicy(max_token_length=max_length, **options)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = request_path(environ)
