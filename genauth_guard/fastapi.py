@@ -24,7 +24,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from .challenge import Rejection, missing_token
-from .scopes import DEFAULT_REALM, get_token_info, require_scopes
+from .scopes import get_token_info, guard_realm, require_scopes
 from .token_info import TokenInfo
 
 bearer_scheme = HTTPBearer(
@@ -39,24 +39,27 @@ bearer_scheme = HTTPBearer(
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
 
-def require_token(*scopes: str, realm: str = DEFAULT_REALM) -> Callable[..., TokenInfo]:
+def require_token(*scopes: str, realm: str | None = None) -> Callable[..., TokenInfo]:
     """A dependency: the request's ``TokenInfo``, with every one of ``scopes`` granted.
 
     401 if the guard did not pass a token to this route (it is not behind
     ``GenAuthGuard``, or the path is excluded): never open by accident.
     403 ``insufficient_scope`` if a scope is missing. Use it as
     ``Depends(require_token("orders:read"))``, or without scopes just to
-    document and read the token.
+    document and read the token. Both answers name ``realm``, by default
+    the realm of the guard that let the request in (``"api"`` without one),
+    so a client sees one realm per API.
     """
     requirement = require_scopes(*scopes, realm=realm) if scopes else None
 
     def token_info(request: Request, credentials: Credentials) -> TokenInfo:
+        answer_realm = realm or guard_realm(request)
         info = get_token_info(request)
         if info is None or not info.active:
-            raise _http_error(missing_token(), realm)
+            raise _http_error(missing_token(), answer_realm)
         rejection = requirement.rejection(info) if requirement is not None else None
         if rejection is not None:
-            raise _http_error(rejection, realm)
+            raise _http_error(rejection, answer_realm)
         return info
 
     return token_info

@@ -100,9 +100,12 @@ class GenAuthGuard:
         self.policy = GuardPolicy(max_token_length=max_length, **options)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or self.policy.is_excluded(
-            request_path(scope)
-        ):
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        # Even on excluded paths: a route's own 401/403 names this guard's realm.
+        scope[REALM_KEY] = self.policy.realm
+        if self.policy.is_excluded(request_path(scope)):
             await self.app(scope, receive, send)
             return
         outcome = await self._authenticate(scope)
@@ -110,7 +113,6 @@ class GenAuthGuard:
             await self._reject(outcome, scope, send)
             return
         scope[SCOPE_KEY] = outcome
-        scope[REALM_KEY] = self.policy.realm
         scope["user"] = TokenUser(outcome)
         scope["auth"] = AuthCredentials(sorted(outcome.scopes))
         await self.app(scope, receive, send)

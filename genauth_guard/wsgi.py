@@ -94,6 +94,8 @@ class GenAuthGuardWSGI:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = request_path(environ)
+        # Even on excluded paths: require_scopes answers in the same realm.
+        environ[REALM_KEY] = self.policy.realm
         if self.policy.is_excluded(path):
             return self.app(environ, start_response)
         outcome = self._authenticate(environ)
@@ -101,7 +103,6 @@ class GenAuthGuardWSGI:
             logger.debug("rejected %s %s: %s", environ.get("REQUEST_METHOD"), path, outcome.status)
             return answer_wsgi(outcome, self.policy.realm, start_response)
         environ[ENVIRON_KEY] = outcome
-        environ[REALM_KEY] = self.policy.realm  # require_scopes answers in the same realm
         environ["AUTH_TYPE"] = "Bearer"
         identity = outcome.identity
         if identity:
