@@ -1,5 +1,12 @@
 """Claim rules a resource server may add: audience, issuer, client, token type.
 
+One rule holds without being asked for: a refresh token is not an access
+token. Some servers introspect refresh tokens too (RFC 7662 allows it) and
+answer ``active: true``; a client that sends its refresh token as a bearer
+token must not get in with a credential meant only for the token endpoint.
+Such an answer names the type in ``token_type`` (``refresh_token``, RFC 8693's
+URN) or, at Keycloak, in the ``typ`` claim (``Refresh``, ``Offline``).
+
 Applied once, to the answer as it arrives, before it is cached: an active
 answer that breaks a rule is stored and served as ``INACTIVE`` (401
 ``invalid_token``). The rules are fixed per introspector and the cache is
@@ -13,6 +20,22 @@ from dataclasses import dataclass
 
 from .errors import ConfigurationError
 from .token_info import INACTIVE, TokenInfo
+
+REFRESH_TOKEN_TYPES = frozenset(
+    {"refresh_token", "refresh", "urn:ietf:params:oauth:token-type:refresh_token"}
+)
+"""``token_type`` values (lower case) that name a refresh token."""
+
+REFRESH_TYP_CLAIMS = frozenset({"refresh", "offline"})
+"""Keycloak's ``typ`` claim (lower case) of a refresh token and of an offline (refresh) token."""
+
+
+def is_refresh_token(info: TokenInfo) -> bool:
+    """Whether the answer says it is about a refresh token (``token_type`` or ``typ``)."""
+    typ = info.claims.get("typ")
+    return (info.token_type or "").lower() in REFRESH_TOKEN_TYPES or (
+        isinstance(typ, str) and typ.lower() in REFRESH_TYP_CLAIMS
+    )
 
 
 def _names(value: str | Iterable[str] | None, option: str) -> frozenset[str] | None:
@@ -36,12 +59,17 @@ class ClaimRules:
     ``/oidc`` suffix). ``allowed_client_ids``: ``client_id`` must be one of
     these. ``token_type``: ``token_type`` must equal it, ignoring case
     (``"Bearer"``). A missing claim fails its rule. ``None``: no check.
+
+    ``refuse_refresh_tokens`` (on unless ``token_type`` names a refresh
+    token, ``token_type="refresh_token"``): an answer about a refresh token
+    is refused, whatever the other rules say.
     """
 
     audience: frozenset[str] | None = None
     issuer: frozenset[str] | None = None
     allowed_client_ids: frozenset[str] | None = None
     token_type: str | None = None
+    refuse_refresh_tokens: bool = True
 
     @classmethod
     def from_options(
@@ -67,14 +95,27 @@ class ClaimRules:
             issuer=_names(issuer, "issuer"),
             allowed_client_ids=_names(allowed_client_ids, "allowed_client_ids"),
             token_type=token_type.lower() if token_type else None,
+            refuse_refresh_tokens=not (token_type and token_type.lower() in REFRESH_TOKEN_TYPES),
         )
 
     @property
     def empty(self) -> bool:
-        return not (self.audience or self.issuer or self.allowed_client_ids or self.token_type)
+        """True when no rule is checked at all (answers pass as they are)."""
+        return not (
+            self.audience
+            or self.issuer
+            or self.allowed_client_ids
+            or self.token_type
+            or self.refuse_refresh_tokens
+        )
 
     def violation(self, info: TokenInfo) -> str | None:
         """Why ``info`` breaks a rule (safe for logs), or ``None`` if it keeps them all."""
+        if self.refuse_refresh_tokens and is_refresh_token(info):
+            return (
+                "it is a refresh token, not an access token (its token_type or typ says so); "
+                "pass token_type='refresh_token' only if this API really takes refresh tokens"
+            )
         if self.audience is not None and self.audience.isdisjoint(info.aud):
             return "its aud does not name this resource server (audience option)"
         if self.issuer is not None and info.iss not in self.issuer:
