@@ -2,7 +2,9 @@
 
 ``require_scopes`` answers 403 ``insufficient_scope`` (RFC 6750) itself, with
 the same body and challenge as the middleware; it checks on every call, so a
-cached answer never lets a token into a route whose scopes it lacks.
+cached answer never lets a token into a route whose scopes it lacks. A
+WebSocket has no response to send: it is closed before accept with 1008
+(policy violation), as the middleware closes one it refuses.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, TypeVar
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
+from starlette.websockets import WebSocket
 
 from ._wsgi_views import Responder, find_wsgi_request
 from .challenge import Rejection
@@ -29,6 +32,7 @@ ENVIRON_KEY = "genauth_guard.token_info"
 REALM_KEY = "genauth_guard.realm"
 DEFAULT_REALM = "api"
 _POSITIONAL_OR_KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
+WEBSOCKET_POLICY_VIOLATION = 1008
 
 
 def _lookup(request: Any, key: str, kind: type[T]) -> T | None:
@@ -122,25 +126,58 @@ class ScopeRequirement:
             @functools.wraps(endpoint)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 response = denied(args, kwargs)
-                return await endpoint(*args, **kwargs) if response is None else response
+                if response is None:
+                    return await endpoint(*args, **kwargs)
+                if isinstance(response, _WebSocketRefusal):
+                    await response.close()
+                    return None
+                return response
 
             return async_wrapper  # type: ignore[return-value]
 
         @functools.wraps(endpoint)
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
             response = denied(args, kwargs)
-            return endpoint(*args, **kwargs) if response is None else response
+            if response is None:
+                return endpoint(*args, **kwargs)
+            if isinstance(response, _WebSocketRefusal):
+                return response.close()  # a coroutine: what runs a WebSocket endpoint awaits
+            return response
 
         return sync_wrapper  # type: ignore[return-value]
+
+
+class _WebSocketRefusal:
+    """What a refused WebSocket gets instead of a response: a close before accept.
+
+    The ASGI server answers the handshake with 403; the endpoint never runs.
+    """
+
+    def __init__(self, websocket: WebSocket, rejection: Rejection) -> None:
+        self.websocket = websocket
+        self.reason = rejection.error or "insufficient_scope"
+
+    async def close(self) -> None:
+        await self.websocket.close(code=WEBSOCKET_POLICY_VIOLATION, reason=self.reason)
+
+
+def _refuse_websocket(websocket: WebSocket) -> Responder:
+    def respond(rejection: Rejection, realm: str) -> _WebSocketRefusal:
+        return _WebSocketRefusal(websocket, rejection)
+
+    return respond
 
 
 def _find_connection(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Responder]:
     """The request an endpoint was called with, and how its framework takes a 403.
 
-    Starlette's ``Request`` first; then Django, werkzeug, Flask (no request
-    argument) and bare WSGI apps, recognised without importing any of them.
+    Starlette's ``WebSocket`` and ``Request`` first; then Django, werkzeug,
+    Flask (no request argument) and bare WSGI apps, recognised without
+    importing any of them.
     """
     for value in (*args, *kwargs.values()):
+        if isinstance(value, WebSocket):
+            return value, _refuse_websocket(value)
         if isinstance(value, HTTPConnection):
             return value, rejection_response
     found = find_wsgi_request(args, kwargs)
