@@ -60,6 +60,8 @@ _PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _COUNT = re.compile(r"[0-9]+")
 _MAX_SECONDS = 1e9  # about 31 years: more is a typo, and float("9" * 400) is infinity
+_MAX_DIGITS = 18  # any count beyond is a typo; and int() refuses over 4300 digits (ValueError)
+_MAX_SHOWN = 40  # characters of a wrong value a message repeats
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -87,6 +89,31 @@ class _Environment:
         value = self.environ.get(self.name(suffix))
         return (value.strip() or None) if isinstance(value, str) else None
 
+    def secret(self, suffix: str) -> str | None:
+        """A secret exactly as set: never stripped, and refused if it starts or ends in blanks.
+
+        A stray newline from ``echo`` or a copied line is part of what the
+        variable holds; stripping it silently would use a secret other than
+        the one set, trimming only here would hide the difference. The value
+        never appears in the complaint.
+        """
+        value = self.environ.get(self.name(suffix))
+        if not isinstance(value, str) or not value.strip():
+            return None
+        if value != value.strip():
+            self.problems.append(
+                f"{self.name(suffix)} starts or ends with whitespace (a space, tab or "
+                "newline, often left by echo or a copied line); remove the whitespace from "
+                "the variable. The secret is used exactly as set."
+            )
+        return value
+
+    def shown(self, value: str) -> str:
+        """``value`` quoted for a message, cut short if long (it may be thousands of digits)."""
+        if len(value) <= _MAX_SHOWN:
+            return repr(value)
+        return f"{value[:_MAX_SHOWN]!r}... ({len(value)} characters)"
+
     def seconds(self, suffix: str, *, positive: bool = False) -> float | None:
         value = self.text(suffix)
         if value is None:
@@ -95,7 +122,7 @@ class _Environment:
         if not 0 <= seconds < _MAX_SECONDS or (positive and seconds == 0):
             least = "more than 0" if positive else "0 or more"
             self.problems.append(
-                f"{self.name(suffix)}={value!r} is not a number of seconds ({least}); "
+                f"{self.name(suffix)}={self.shown(value)} is not a number of seconds ({least}); "
                 "write it like 300 or 2.5, without a unit."
             )
             return None
@@ -105,13 +132,14 @@ class _Environment:
         value = self.text(suffix)
         if value is None:
             return None
-        if not _COUNT.fullmatch(value) or int(value) < 1:
+        digits = value.lstrip("0")
+        if not _COUNT.fullmatch(value) or not digits or len(digits) > _MAX_DIGITS:
             self.problems.append(
-                f"{self.name(suffix)}={value!r} is not a whole number (1 or more); "
-                "write it like 10000, without separators."
+                f"{self.name(suffix)}={self.shown(value)} is not a whole number (1 or more); "
+                f"write it like 10000, without separators, in at most {_MAX_DIGITS} digits."
             )
             return None
-        return int(value)
+        return int(digits)
 
     def flag(self, suffix: str) -> bool | None:
         value = self.text(suffix)
@@ -122,7 +150,7 @@ class _Environment:
         if value.lower() in _FALSE:
             return False
         self.problems.append(
-            f"{self.name(suffix)}={value!r} is not a yes/no value; use one of "
+            f"{self.name(suffix)}={self.shown(value)} is not a yes/no value; use one of "
             + ", ".join(_TRUE + _FALSE)
             + "."
         )
@@ -165,7 +193,7 @@ def settings_from_env(
     credentials = env.checked(
         check_credentials,
         env.text("APP_ID"),
-        env.text("APP_SECRET"),
+        env.secret("APP_SECRET"),
         env.text("INTROSPECTION_AUTH_METHOD") or DEFAULT_AUTH_METHOD,
         env.text("REVOCATION_AUTH_METHOD"),
         OptionNames(
