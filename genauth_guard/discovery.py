@@ -1,34 +1,43 @@
 """Authorization server metadata: RFC 8414 and OpenID Connect Discovery 1.0.
 
 ``from_discovery`` reads the server's own description of its endpoints and
-client authentication methods instead of trusting hand-typed URLs. Two rules
-make that safe: the document's ``issuer`` must be the issuer we asked for (a
-document that names another issuer is refused, RFC 8414 section 3.3, so a
-misconfigured or hostile document cannot point us at someone else's
-endpoints), and every endpoint it names must pass the same https check as a
-configured one.
+client authentication methods instead of trusting hand-typed URLs. Three
+rules make that safe: the document's ``issuer`` must be identical to the
+issuer we asked for (RFC 8414 section 3.3, OpenID Discovery section 4.3:
+compared as strings, so a trailing slash or the host's case count; a
+document that names another issuer is refused, so a misconfigured or hostile
+document cannot point us at someone else's endpoints); every endpoint it
+names must pass the same https check as a configured one; and an https
+issuer's endpoints must be https too, even on loopback, unless
+``allow_insecure_http`` (a document fetched over TLS must not send tokens
+and the client secret somewhere in clear text).
 
 Parsing and choosing are pure functions. The one fetch is synchronous on
 purpose: discovery happens once, at start-up, often at import time before any
 event loop exists, and constructors of both introspectors must be able to do
 it. Documents are cached per URL for ``METADATA_CACHE_TTL`` seconds so several
-introspectors (or workers re-importing the app) fetch once.
+introspectors (or workers re-importing the app) fetch once. The fetch has one
+deadline, ``timeout`` seconds from connect to last byte (``deadline.py``): a
+server trickling its answer cannot hold a start-up for longer.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from .client_auth import AUTH_METHODS, AuthMethod, check_auth_method
+from .deadline import send_with_deadline
 from .endpoint import check_endpoint_url
 from .errors import AuthorizationServerUnavailable, ConfigurationError
 from .genauth import ClientSettings, OptionNames, check_credentials
@@ -72,6 +81,11 @@ def metadata_locations(issuer_or_metadata_url: str) -> tuple[str, tuple[str, ...
     issuer is derived from it the way RFC 8414 section 3.1 and OpenID
     Discovery section 4 build it; any other URL is the issuer, and both
     well-known locations are tried (OpenID's first: GenAuth serves that one).
+
+    The issuer is kept as typed (host case, trailing slash), because the
+    document's must be identical to it; only the URLs to fetch are
+    normalised, a trailing slash dropped before the well-known part is
+    inserted as both specifications say.
     """
     if not isinstance(issuer_or_metadata_url, str) or not issuer_or_metadata_url.strip():
         raise ConfigurationError(
@@ -94,17 +108,20 @@ def metadata_locations(issuer_or_metadata_url: str) -> tuple[str, tuple[str, ...
         )
     origin = str(url.copy_with(path="/")).rstrip("/")
     path = url.path.rstrip("/")
+    typed = urlsplit(text)
+    typed_origin = text[: len(typed.scheme) + len("://") + len(typed.netloc)]
+    typed_path = typed.path.rstrip("/")
     if path.endswith(OPENID_CONFIGURATION):
-        return origin + path[: -len(OPENID_CONFIGURATION)], (origin + path,)
+        issuer = typed_origin + typed_path[: -len(OPENID_CONFIGURATION)]
+        return issuer, (origin + path,)
     if path.startswith(OAUTH_AUTHORIZATION_SERVER):
-        return origin + path[len(OAUTH_AUTHORIZATION_SERVER) :], (origin + path,)
+        return typed_origin + typed_path[len(OAUTH_AUTHORIZATION_SERVER) :], (origin + path,)
     if "/.well-known/" in path + "/":
         raise ConfigurationError(
             f"issuer_or_metadata_url={text!r} is neither an issuer nor a "
             f"{OPENID_CONFIGURATION} or {OAUTH_AUTHORIZATION_SERVER} document URL."
         )
-    issuer = origin + path
-    return issuer, (issuer + OPENID_CONFIGURATION, origin + OAUTH_AUTHORIZATION_SERVER + path)
+    return text, (origin + path + OPENID_CONFIGURATION, origin + OAUTH_AUTHORIZATION_SERVER + path)
 
 
 def _methods(document: Mapping[str, Any], name: str, url: str) -> tuple[AuthMethod, ...]:
@@ -151,11 +168,12 @@ def parse_metadata(
     if not isinstance(document, dict):
         raise ConfigurationError(f"The discovery document at {url} is not a JSON object.")
     issuer = document.get("issuer")
-    if not isinstance(issuer, str) or issuer.rstrip("/") != expected_issuer.rstrip("/"):
+    if not isinstance(issuer, str) or issuer != expected_issuer:
         raise ConfigurationError(
             f"The discovery document at {url} names the issuer {issuer!r}, not "
             f"{expected_issuer!r} (RFC 8414 3.3): it describes another server and is refused. "
-            "Check the issuer URL you configured."
+            "Issuers must be identical, trailing slash and host case included: check the "
+            "issuer URL you configured, and type it exactly as the server names itself."
         )
     introspection = document.get("introspection_endpoint")
     if not isinstance(introspection, str):
@@ -171,16 +189,12 @@ def parse_metadata(
     return ServerMetadata(
         url=url,
         issuer=issuer,
-        introspection_endpoint=check_endpoint_url(
-            introspection,
-            f"introspection_endpoint (from {url})",
-            allow_insecure_http=allow_insecure_http,
+        introspection_endpoint=_endpoint(
+            introspection, "introspection_endpoint", url, issuer, allow_insecure_http
         ),
         revocation_endpoint=None
         if revocation is None
-        else check_endpoint_url(
-            revocation, f"revocation_endpoint (from {url})", allow_insecure_http=allow_insecure_http
-        ),
+        else _endpoint(revocation, "revocation_endpoint", url, issuer, allow_insecure_http),
         introspection_auth_methods=_methods(
             document, "introspection_endpoint_auth_methods_supported", url
         )
@@ -190,6 +204,29 @@ def parse_metadata(
         ),
         document=MappingProxyType(document),
     )
+
+
+def _endpoint(value: str, name: str, url: str, issuer: str, allow_insecure_http: bool) -> str:
+    """An endpoint the document names, checked like a configured one, and not weaker than it.
+
+    ``check_endpoint_url`` lets plain http through on loopback (a local dev
+    server); an https issuer has no business naming one, so there it takes
+    ``allow_insecure_http`` too.
+    """
+    option = f"{name} (from {url})"
+    checked = check_endpoint_url(value, option, allow_insecure_http=allow_insecure_http)
+    if (
+        not allow_insecure_http
+        and httpx.URL(checked).scheme == "http"
+        and urlsplit(issuer).scheme == "https"
+    ):
+        raise ConfigurationError(
+            f"{option}={value!r} uses plain http, but the https issuer {issuer!r} named it: "
+            "tokens and the client secret would go there unencrypted. Fix the server's "
+            "metadata to name an https:// endpoint, or pass allow_insecure_http=True if the "
+            "network is trusted."
+        )
+    return checked
 
 
 def choose_auth_method(
@@ -271,7 +308,7 @@ def discovered_settings(
 
 # ---------------------------------------------------------------- fetching and the cache
 
-_cache: dict[tuple[str, bool], tuple[float, ServerMetadata]] = {}
+_cache: dict[tuple[str, tuple[str, ...], bool], tuple[float, ServerMetadata]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -295,18 +332,27 @@ def fetch_metadata(
     by default a short-lived one verifies TLS and ignores proxy variables,
     like the introspectors' own clients.
     """
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 < timeout < math.inf
+    ):
+        raise ConfigurationError(
+            f"timeout={timeout!r} must be a number of seconds above 0, like 5.0."
+        )
     issuer, urls = metadata_locations(issuer_or_metadata_url)
     for url in urls:
         check_endpoint_url(url, "issuer_or_metadata_url", allow_insecure_http=allow_insecure_http)
-    key = (urls[0], allow_insecure_http)
+    key = (issuer, urls, allow_insecure_http)  # the issuer exactly as typed: it must match
     with _cache_lock:
         cached = _cache.get(key)
     if cached is not None and time.monotonic() - cached[0] < max_age:
         return cached[1]
     client = http_client or httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False)
+    deadline = time.monotonic() + timeout  # one for the whole fetch, both locations included
     try:
         for url in urls:
-            status, headers, body = _get(client, url, timeout)
+            status, headers, body = _get(client, url, deadline - time.monotonic())
             if status != 404:
                 break
     finally:
@@ -326,22 +372,23 @@ def fetch_metadata(
 
 
 def _get(client: httpx.Client, url: str, timeout: float) -> tuple[int, httpx.Headers, bytes]:
-    """GET ``url``: status, headers and at most ``MAX_METADATA_BYTES`` of the body."""
-    deadline = time.monotonic() + timeout
+    """GET ``url`` within ``timeout`` seconds: status, headers, at most ``MAX_METADATA_BYTES``."""
+
+    def read(response: httpx.Response) -> tuple[int, httpx.Headers, bytes]:
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > MAX_METADATA_BYTES:
+                raise ConfigurationError(
+                    f"The document at {url} is larger than {MAX_METADATA_BYTES} bytes; "
+                    "it is not a discovery document."
+                )
+        return response.status_code, response.headers, bytes(body)
+
     try:
-        with client.stream(
-            "GET", url, headers={"Accept": "application/json"}, timeout=timeout
-        ) as response:
-            body = bytearray()
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > MAX_METADATA_BYTES:
-                    raise ConfigurationError(
-                        f"The document at {url} is larger than {MAX_METADATA_BYTES} bytes; "
-                        "it is not a discovery document."
-                    )
-                if time.monotonic() > deadline:
-                    raise httpx.ReadTimeout("the document took too long", request=response.request)
-            return response.status_code, response.headers, bytes(body)
+        if timeout <= 0:
+            raise httpx.ConnectTimeout("the deadline passed before this location was tried")
+        request = client.build_request("GET", url, headers={"Accept": "application/json"})
+        return send_with_deadline(client, request, timeout, read)
     except (httpx.HTTPError, OSError) as exc:
         raise transport_error("discovery", url, exc) from None

@@ -161,7 +161,6 @@ async def test_discovery_from_the_issuer(auth_server: RunningAuthServer, protoco
     [
         "{url}/oidc/.well-known/openid-configuration",
         "{url}/.well-known/oauth-authorization-server/oidc",
-        "{url}/oidc/",
     ],
 )
 def test_discovery_from_either_document_url(auth_server: RunningAuthServer, location: str) -> None:
