@@ -85,7 +85,7 @@ class Settings:
     def make(cls, quick: bool, loadgen: str) -> Settings:
         if quick:
             return cls(True, 3, 0.15, 1, 32, 2_000, 50, {1: 100, 32: 300}, 10_000, loadgen)
-        return cls(False, 7, 0.5, 3, 32, 10_000, 50, {1: 500, 32: 1_500}, 100_000, loadgen)
+        return cls(False, 7, 0.5, 3, 32, 10_000, 50, {1: 500, 32: 1_000}, 100_000, loadgen)
 
 
 @dataclass(frozen=True)
