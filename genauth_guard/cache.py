@@ -12,7 +12,13 @@ re-check ``exp``/``nbf``: the scope checks are never cached with the answer.
 With ``keep_stale`` (the ``serve_stale_on_error`` option), an active answer
 with an ``exp`` stays stored past its fresh life, up to its ``exp`` and never
 beyond: ``get`` no longer returns it (the server is asked again), but
-``get_stale`` does, for use only while the server is failing.
+``get_stale`` does, for use only while the server is failing. An inactive
+answer always removes the active entry of its token, stale-kept or not,
+whatever the negative lifetime: a revoked token is never served again.
+
+Active and inactive answers live in two stores of ``maxsize`` entries each.
+A flood of random tokens fills the inactive store only, so it can never
+push a good user's cached answer out.
 """
 
 from __future__ import annotations
@@ -66,8 +72,12 @@ class TokenCache:
         self.negative_ttl = negative_ttl
         self.leeway = leeway
         self.keep_stale = keep_stale
+        self.maxsize = maxsize
         self._lock = threading.Lock()
         self._data: TLRUCache[bytes, _Entry] = TLRUCache(
+            maxsize=maxsize, ttu=_kept_until, timer=time.monotonic
+        )
+        self._inactive: TLRUCache[bytes, _Entry] = TLRUCache(
             maxsize=maxsize, ttu=_kept_until, timer=time.monotonic
         )
 
@@ -85,7 +95,10 @@ class TokenCache:
             try:
                 info, fresh_until, _ = self._data[key]
             except KeyError:
-                return None
+                try:
+                    info, fresh_until, _ = self._inactive[key]
+                except KeyError:
+                    return None
         if self.keep_stale and fresh_until <= time.monotonic():
             return None  # stale: only for get_stale
         if info.active and not info.is_usable_at(time.time(), self.leeway):
@@ -106,31 +119,41 @@ class TokenCache:
         return info if info.is_usable_at(time.time(), self.leeway) else None
 
     def put(self, key: bytes, info: TokenInfo) -> None:
-        """Keep ``info`` as long as the cache rule allows (maybe not at all)."""
+        """Keep ``info`` as long as the cache rule allows (maybe not at all).
+
+        Whatever the lifetime, the new answer replaces the old one: an
+        inactive answer that is not kept still removes the active entry.
+        """
         wall_now, monotonic_now = time.time(), time.monotonic()
         lifetime = self.lifetime(info, wall_now)
-        if lifetime <= 0:
-            return
         fresh_until = kept_until = monotonic_now + lifetime
         if self.keep_stale and info.active and info.exp is not None:
             kept_until = monotonic_now + info.exp + self.leeway - wall_now
+        store, other = (self._data, self._inactive) if info.active else (self._inactive, self._data)
         with self._lock:
-            self._data[key] = (info, fresh_until, kept_until)
+            other.pop(key, None)
+            if lifetime > 0:
+                store[key] = (info, fresh_until, kept_until)
+            else:
+                store.pop(key, None)
 
     def discard(self, key: bytes) -> None:
         """Forget ``key`` (after a revocation, or on the user's request)."""
         with self._lock:
             self._data.pop(key, None)
+            self._inactive.pop(key, None)
 
     def clear(self) -> None:
         """Forget every answer."""
         with self._lock:
             self._data.clear()
+            self._inactive.clear()
 
     def __len__(self) -> int:
         with self._lock:
             self._data.expire()
-            return len(self._data)
+            self._inactive.expire()
+            return len(self._data) + len(self._inactive)
 
 
 def _kept_until(_key: bytes, entry: _Entry, _monotonic_now: float) -> float:
