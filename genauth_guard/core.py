@@ -38,6 +38,7 @@ from .protocol import (
     parse_introspection_response,
     token_request,
     transport_error,
+    unexpected_failure,
 )
 from .resilience import CircuitBreaker, RetryPolicy, is_connection_failure, too_busy
 from .token_info import TokenInfo
@@ -311,11 +312,19 @@ class IntrospectorBase(IntrospectorFactories):
         self, key: bytes, exc: Exception, attempt: int
     ) -> tuple[IntrospectionError, float | None]:
         """The failure ``exc`` amounts to, and the seconds to wait before a retry (or None)."""
+        connection_failed = False
         if isinstance(exc, IntrospectionError):
-            error, connection_failed = exc, False
-        else:
-            error = transport_error("introspection", self.introspection_endpoint, exc)
+            error = exc
+        elif isinstance(exc, httpx.HTTPError | TimeoutError | OSError):
             connection_failed = is_connection_failure(exc)
+            error = transport_error(
+                "introspection",
+                self.introspection_endpoint,
+                exc,
+                connection_failed=connection_failed,
+            )
+        else:  # an answer odd enough to break something: still no answer, never a 500
+            error = unexpected_failure("introspection", exc)
         delay = self.retry.delay(attempt, error, connection_failed=connection_failed)
         if delay is not None:
             self._failures.retrying(str(error), key_hint(key), attempt, delay)

@@ -23,7 +23,10 @@ class IntrospectionError(GenAuthGuardError):
 
     ``status_code`` is the HTTP status the authorization server answered with,
     if it answered; ``retry_after`` the seconds it asked us to wait, if any;
-    ``reason`` a short machine-readable word for logs and metrics.
+    ``reason`` a short machine-readable word for logs and metrics;
+    ``server_wide`` is true when the failure cannot be about this one token
+    (the connection failed, the server answered 429), which the circuit
+    breaker counts differently.
     """
 
     reason = "introspection_failed"
@@ -34,10 +37,12 @@ class IntrospectionError(GenAuthGuardError):
         *,
         status_code: int | None = None,
         retry_after: float | None = None,
+        server_wide: bool = False,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.retry_after = retry_after
+        self.server_wide = server_wide
 
 
 class AuthorizationServerUnavailable(IntrospectionError):

@@ -19,7 +19,7 @@ from typing import Unpack
 import httpx
 
 from .core import IntrospectorBase
-from .errors import IntrospectionError
+from .errors import ConfigurationError, IntrospectionError
 from .options import IntrospectorOptions
 from .token_info import TokenInfo
 
@@ -38,6 +38,12 @@ class Introspector(IntrospectorBase):
         http_client: httpx.AsyncClient | None = None,
         **options: Unpack[IntrospectorOptions],
     ) -> None:
+        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
+            raise ConfigurationError(
+                f"Introspector needs an httpx.AsyncClient as http_client, not "
+                f"{type(http_client).__name__}; pass httpx.AsyncClient(...), or give your "
+                "httpx.Client to SyncIntrospector (the driver for WSGI and threads)."
+            )
         super().__init__(introspection_endpoint, **options)
         self._own_client = http_client is None
         self._client = http_client
@@ -101,7 +107,7 @@ class Introspector(IntrospectorBase):
             try:
                 info = await self._attempts(key, token)
             except BaseException as exc:
-                self.breaker.record(exc)
+                self.breaker.record(exc, key)
                 raise
             finally:
                 self._slots.release()
@@ -129,7 +135,7 @@ class Introspector(IntrospectorBase):
         while True:
             try:
                 return self._parse(key, *await self._exchange(request))
-            except (IntrospectionError, httpx.HTTPError, TimeoutError, OSError) as exc:
+            except Exception as exc:  # every failure of one attempt is judged, none escapes
                 error, delay = self._judge(key, exc, attempt)
             if delay is None:
                 raise error

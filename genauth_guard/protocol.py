@@ -103,7 +103,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # not "²": str.isdigit knows Unicode digits
         return min(float(value), MAX_RETRY_AFTER)
     try:
         when = parsedate_to_datetime(value).timestamp()
@@ -141,6 +141,7 @@ def error_for_status(
             f"The authorization server's {what} endpoint is unavailable ({said}); retry later.",
             status_code=status,
             retry_after=retry_after,
+            server_wide=status == 429,
         )
     if 300 <= status < 400:
         return IntrospectionRequestRejected(
@@ -175,11 +176,19 @@ def _optional_str(data: Mapping[str, Any], name: str) -> str | None:
     raise _malformed(f"'{name}' is not a string")
 
 
+def _finite(value: int | float) -> bool:
+    """True for a number a float can hold (an int past 1e308 overflows it)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _numeric_date(data: Mapping[str, Any], name: str, *, round_up: bool = False) -> int | None:
     value = data.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
         raise _malformed(f"'{name}' is not a NumericDate (seconds since the epoch)")
     # Round towards the safe side: expiry earlier, not-before later.
     return math.ceil(value) if round_up else math.floor(value)
@@ -313,8 +322,14 @@ class BoundedBody:
         return bytes(self._body)
 
 
-def transport_error(what: str, url: str, exc: Exception) -> AuthorizationServerUnavailable:
-    """The failure for an exception raised while talking to ``url``."""
+def transport_error(
+    what: str, url: str, exc: Exception, *, connection_failed: bool = False
+) -> AuthorizationServerUnavailable:
+    """The failure for an exception raised while talking to ``url``.
+
+    ``connection_failed``: the connection was refused, reset or dropped,
+    which says the server as a whole is failing (``server_wide``).
+    """
     if isinstance(exc, httpx.TimeoutException | TimeoutError):
         detail = "did not answer in time"
     elif isinstance(exc, httpx.ConnectError):
@@ -323,5 +338,18 @@ def transport_error(what: str, url: str, exc: Exception) -> AuthorizationServerU
         detail = f"failed ({type(exc).__name__})"
     return AuthorizationServerUnavailable(
         f"The {what} endpoint {url} {detail}; check that the authorization server is "
-        "up and reachable from here."
+        "up and reachable from here.",
+        server_wide=connection_failed,
+    )
+
+
+def unexpected_failure(what: str, exc: BaseException) -> InvalidIntrospectionResponse:
+    """The failure for an exception nobody foresaw while handling one answer.
+
+    Whatever odd answer caused it, it is no answer: 503, never cached, and
+    the exception's text is left out (it may quote the answer).
+    """
+    return InvalidIntrospectionResponse(
+        f"The {what} answer could not be handled ({type(exc).__name__}); the request "
+        "failed closed. Check what the authorization server answers."
     )

@@ -106,7 +106,12 @@ class CircuitBreaker:
     """Stops calling a server that keeps failing, and probes it again later.
 
     Closed: calls go through; ``threshold`` failures in a row (see
-    ``counts_against_server``) open it. Open: every call is refused at once
+    ``counts_against_server``) open it. A failure that may be about one
+    token (a 5xx, a garbage answer, a timeout) counts once per distinct
+    token in the streak: one caller repeating one token the server chokes
+    on cannot open the breaker for everybody. A failure that cannot be
+    about the token (connection refused or reset, 429: ``server_wide``)
+    counts every time. Open: every call is refused at once
     for ``cooldown`` seconds, so requests get their 503 now instead of
     queueing on a dead server. Half-open: one call, the probe, goes through;
     its success closes the breaker, its failure opens it for another
@@ -123,6 +128,7 @@ class CircuitBreaker:
         self._clock = clock
         self._lock = threading.Lock()
         self._failures = 0
+        self._failed_keys: set[bytes] = set()  # tokens of the streak, at most ``threshold``
         self._opened_at: float | None = None
         self._probing = False
 
@@ -162,18 +168,27 @@ class CircuitBreaker:
             return
         with self._lock:
             self._failures = 0
+            self._failed_keys.clear()
             self._opened_at = None
             self._probing = False
 
-    def record_failure(self) -> None:
-        """The server failed: count it; open (again) at the threshold or after a probe."""
+    def record_failure(self, key: bytes | None = None) -> None:
+        """The server failed: count it; open (again) at the threshold or after a probe.
+
+        ``key``: the token digest the failure may be about (counted once per
+        streak), or ``None`` for a server-wide failure (counted every time).
+        """
         if not self.threshold:
             return
         with self._lock:
-            self._failures += 1
+            if key is None or key not in self._failed_keys:
+                self._failures += 1
+                if key is not None:
+                    self._failed_keys.add(key)
             if self._probing or self._failures >= self.threshold:
                 self._opened_at = self._clock()
                 self._probing = False
+                self._failed_keys.clear()
 
     def release(self) -> None:
         """An admitted call ended without an answer about the server (cancelled, no slot)."""
@@ -186,16 +201,17 @@ class CircuitBreaker:
         if wait is not None:
             raise circuit_open(self, wait)
 
-    def record(self, outcome: BaseException | None) -> None:
+    def record(self, outcome: BaseException | None, key: bytes | None = None) -> None:
         """Report how an admitted call ended: ``None`` for an answer, else what was raised.
 
         Only failures that say the server is failing count; anything else
         (a 4xx about this request, a cancellation) just frees the probe.
+        ``key`` is the digest of the token asked about (see ``record_failure``).
         """
         if outcome is None:
             self.record_success()
         elif isinstance(outcome, IntrospectionError) and counts_against_server(outcome):
-            self.record_failure()
+            self.record_failure(None if outcome.server_wide else key)
         else:
             self.release()
 

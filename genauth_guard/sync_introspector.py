@@ -20,7 +20,8 @@ from typing import Unpack
 import httpx
 
 from .core import IntrospectorBase
-from .errors import IntrospectionError
+from .deadline import send_with_deadline
+from .errors import ConfigurationError, IntrospectionError
 from .options import IntrospectorOptions
 from .token_info import TokenInfo
 
@@ -38,6 +39,12 @@ class SyncIntrospector(IntrospectorBase):
         http_client: httpx.Client | None = None,
         **options: Unpack[IntrospectorOptions],
     ) -> None:
+        if http_client is not None and not isinstance(http_client, httpx.Client):
+            raise ConfigurationError(
+                f"SyncIntrospector needs an httpx.Client as http_client, not "
+                f"{type(http_client).__name__}; pass httpx.Client(...), or give your "
+                "httpx.AsyncClient to Introspector (the driver for ASGI apps)."
+            )
         super().__init__(introspection_endpoint, **options)
         self._own_client = http_client is None
         # verify=True (httpx's default) on purpose: TLS is checked unless the
@@ -60,6 +67,10 @@ class SyncIntrospector(IntrospectorBase):
         key, cached = self._lookup(token)
         if cached is not None:
             return cached
+        if self._client.is_closed:
+            raise RuntimeError(
+                "This SyncIntrospector is closed (or its http_client is); build a new one."
+            )
         with self._flights_lock:
             flight = self._inflight.get(key)
             leader = flight is None
@@ -93,7 +104,7 @@ class SyncIntrospector(IntrospectorBase):
             try:
                 info = self._attempts(key, token)
             except BaseException as exc:
-                self.breaker.record(exc)
+                self.breaker.record(exc, key)
                 raise
             finally:
                 self._slots.release()
@@ -108,7 +119,7 @@ class SyncIntrospector(IntrospectorBase):
         while True:
             try:
                 return self._parse(key, *self._exchange(request))
-            except (IntrospectionError, httpx.HTTPError, OSError) as exc:
+            except Exception as exc:  # every failure of one attempt is judged, none escapes
                 error, delay = self._judge(key, exc, attempt)
             if delay is None:
                 raise error
@@ -116,25 +127,22 @@ class SyncIntrospector(IntrospectorBase):
             attempt += 1
 
     def _exchange(self, request: httpx.Request) -> tuple[int, httpx.Headers, bytes]:
-        """Send one request; the status, headers and (bounded) body.
+        """Send one request; the status, headers and (bounded) body, within ``timeout``.
 
-        httpx bounds each connect, write and read by ``timeout``; the deadline
-        check between chunks bounds a body trickling in, so a call ends
-        within about ``timeout`` plus one read.
+        One overall deadline, connect to last byte (``deadline``): httpx's
+        own timeouts restart with every byte, so a server trickling its
+        headers would otherwise hold this thread, and every waiter, for hours.
         """
-        deadline = time.monotonic() + self.timeout
-        response = self._client.send(request, stream=True)
-        try:
+
+        def read(response: httpx.Response) -> tuple[int, httpx.Headers, bytes]:
             body = self._body(response)
             if not response.is_stream_consumed:
                 for chunk in response.iter_raw():
                     if body.feed(chunk):
                         break
-                    if time.monotonic() > deadline:
-                        raise httpx.ReadTimeout("the answer took too long", request=request)
-        finally:
-            response.close()
-        return response.status_code, response.headers, body.body()
+            return response.status_code, response.headers, body.body()
+
+        return send_with_deadline(self._client, request, self.timeout, read)
 
     def revoke(self, token: str, token_type_hint: str | None = "access_token") -> None:
         """Revoke ``token`` at the authorization server (RFC 7009) and forget its answer.

@@ -72,9 +72,12 @@ MALFORMED: dict[str, bytes] = {
     "not utf-8": b'{"active": true, "sub": "\xff\xfe"}',
     "deep nesting": b"[" * 30_000 + b"]" * 30_000,
     "duplicate keys": b'{"active": true, "active": "yes"}',
+    # Integers JSON allows but a float cannot hold: math.isfinite() overflows on them.
+    "exp overflow": b'{"active": true, "sub": "alice", "exp": 1' + b"0" * 400 + b"}",
+    "nbf overflow": b'{"active": true, "sub": "alice", "nbf": -1' + b"0" * 400 + b"}",
 }
 
-TCP_MODES = frozenset({"refuse", "hang", "reset", "truncate", "garbage"})
+TCP_MODES = frozenset({"refuse", "hang", "reset", "truncate", "garbage", "trickle headers"})
 APP_MODES = frozenset(
     {
         "ok",
@@ -84,6 +87,7 @@ APP_MODES = frozenset(
         "503",
         "504",
         "429",
+        "503 odd retry-after",
         "401",
         "404",
         "302",
@@ -161,6 +165,8 @@ class FaultyApp:
             await respond(200, MALFORMED[mode], JSON)
         elif mode in ("500", "502", "503", "504"):
             await respond(int(mode), b"<html><body>Bad Gateway</body></html>", HTML)
+        elif mode == "503 odd retry-after":  # Unicode digits: str.isdigit() says yes
+            await respond(503, b"busy", [(b"retry-after", "\u00b2".encode("latin-1"))])
         elif mode == "429":
             await respond(429, b'{"error": "slow_down"}', [*JSON, (b"retry-after", b"30")])
         elif mode == "401":
@@ -282,6 +288,12 @@ class TcpFront:
                         b'content-length: 100\r\n\r\n{"active": tr'
                     )
                     await writer.drain()
+                elif mode == "trickle headers":  # a status line, then a byte at a time
+                    writer.write(b"HTTP/1.1 200 OK\r\nx-slow: ")
+                    while not self._closing.is_set() and self.mode == mode:
+                        await writer.drain()
+                        await asyncio.sleep(0.1)
+                        writer.write(b"a")
                 elif mode == "garbage":
                     writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\x00\xff\x00\xff")
                     await writer.drain()

@@ -43,7 +43,10 @@ FAULTS = sorted((TCP_MODES | APP_MODES) - {"ok", "gzip"})
 
 EXPECTED: dict[str, type[IntrospectionError]] = {
     **dict.fromkeys(
-        ["refuse", "hang", "reset", "truncate", "garbage", "500", "502", "503", "504", "429"],
+        [
+            *("refuse", "hang", "reset", "truncate", "garbage", "trickle headers"),
+            *("500", "502", "503", "504", "429", "503 odd retry-after"),
+        ],
         AuthorizationServerUnavailable,
     ),
     **dict.fromkeys(
