@@ -30,8 +30,8 @@ _DEV_MODULES = (
     "genauth_guard.dev.devserver",
     "genauth_guard.dev.server",
     "genauth_guard.dev.testing",
-    "genauth_guard.devserver",
-    "genauth_guard.testing",
+    "genauth_guard.dev.server",
+    "genauth_guard.dev.testing",
 )
 
 

@@ -5,7 +5,12 @@ bearer token is active, cache the answer no longer than the token lives, and
 hand the route the token's subject and scopes.
 """
 
-from .challenge import Rejection
+from ._challenge import Rejection
+from ._introspector import Introspector
+from ._middleware import GenAuthGuard, TokenUser
+from ._scopes import get_token_info, require_scopes
+from ._sync_introspector import SyncIntrospector
+from ._token_info import TokenInfo
 from .discovery import ServerMetadata
 from .errors import (
     AuthorizationServerUnavailable,
@@ -18,11 +23,6 @@ from .errors import (
     InvalidRequest,
     RevocationError,
 )
-from .introspector import Introspector
-from .middleware import GenAuthGuard, TokenUser
-from .scopes import get_token_info, require_scopes
-from .sync_introspector import SyncIntrospector
-from .token_info import TokenInfo
 
 __all__ = [
     "AuthorizationServerUnavailable",

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from .challenge import Rejection
+from ._challenge import Rejection
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse

@@ -36,12 +36,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .client_auth import AUTH_METHODS, AuthMethod, check_auth_method
-from .deadline import send_with_deadline
-from .endpoint import check_endpoint_url
+from ._client_auth import AUTH_METHODS, AuthMethod, check_auth_method
+from ._deadline import send_with_deadline
+from ._genauth import ClientSettings, OptionNames, check_credentials
+from ._protocol import error_for_status, transport_error
+from ._settings import check_endpoint_url
 from .errors import AuthorizationServerUnavailable, ConfigurationError
-from .genauth import ClientSettings, OptionNames, check_credentials
-from .protocol import error_for_status, transport_error
 
 logger = logging.getLogger("genauth_guard")
 

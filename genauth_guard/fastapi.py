@@ -23,9 +23,9 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from .challenge import Rejection, missing_token
-from .scopes import get_token_info, guard_realm, require_scopes
-from .token_info import TokenInfo
+from ._challenge import Rejection, missing_token
+from ._scopes import get_token_info, guard_realm, require_scopes
+from ._token_info import TokenInfo
 
 bearer_scheme = HTTPBearer(
     auto_error=False,

@@ -12,15 +12,15 @@ import inspect
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Unpack
 
+from ._bearer import DEFAULT_MAX_TOKEN_LENGTH, split_credentials
+from ._challenge import Rejection
 from ._logging import logger
+from ._policy import GuardOptions, GuardPolicy
+from ._scopes import ENVIRON_KEY, REALM_KEY
+from ._sync_introspector import SyncIntrospector
+from ._token_info import TokenInfo
 from ._wsgi_views import answer_wsgi
-from .bearer import DEFAULT_MAX_TOKEN_LENGTH, split_credentials
-from .challenge import Rejection
 from .errors import ConfigurationError, IntrospectionError
-from .policy import GuardOptions, GuardPolicy
-from .scopes import ENVIRON_KEY, REALM_KEY
-from .sync_introspector import SyncIntrospector
-from .token_info import TokenInfo
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

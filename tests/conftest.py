@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from genauth_guard.devserver import DevAuthServer, DevClient
-from genauth_guard.testing import serve_in_thread
+from genauth_guard.dev.server import DevAuthServer, DevClient
+from genauth_guard.dev.testing import serve_in_thread
 
 CLIENTS = (
     DevClient("post-client", "post-secret", "client_secret_post"),

@@ -35,7 +35,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import Receive, Scope, Send
 
-from genauth_guard.testing import serve_in_thread
+from genauth_guard.dev.testing import serve_in_thread
 
 Send_ = Callable[[int, bytes, list[tuple[bytes, bytes]]], Awaitable[None]]
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from genauth_guard.cli import main
+from genauth_guard.dev.cli import main
 
 from .conftest import RunningAuthServer
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from genauth_guard.client_auth import basic_credentials
-from genauth_guard.devserver import DevAuthServer, DevClient
+from genauth_guard._client_auth import basic_credentials
+from genauth_guard.dev.server import DevAuthServer, DevClient
 
 from .conftest import RunningAuthServer
 

@@ -23,9 +23,9 @@ from genauth_guard import (
     ServerMetadata,
     SyncIntrospector,
 )
-from genauth_guard.devserver import DevAuthServer, DevClient
+from genauth_guard.dev.server import DevAuthServer, DevClient
+from genauth_guard.dev.testing import serve_in_thread
 from genauth_guard.discovery import clear_metadata_cache, metadata_locations
-from genauth_guard.testing import serve_in_thread
 
 from .conftest import CLIENTS, RunningAuthServer
 

@@ -13,8 +13,9 @@ from unittest import mock
 import httpx
 import pytest
 
-from genauth_guard import Introspector, _demo_app
-from genauth_guard.testing import serve_in_thread
+from genauth_guard import Introspector
+from genauth_guard.dev import _demo_app
+from genauth_guard.dev.testing import serve_in_thread
 
 from .conftest import RunningAuthServer
 

@@ -31,7 +31,7 @@ from genauth_guard import (
     InvalidIntrospectionResponse,
     SyncIntrospector,
 )
-from genauth_guard.testing import serve_in_thread
+from genauth_guard.dev.testing import serve_in_thread
 
 from .fault_upstream import APP_MODES, MALFORMED, TCP_MODES, FaultyUpstream, faulty_upstream
 

@@ -20,7 +20,7 @@ from flask import Flask, jsonify
 from flask.views import MethodView
 
 from genauth_guard import SyncIntrospector, TokenInfo, get_token_info, require_scopes
-from genauth_guard.environment import ENV_VARIABLES
+from genauth_guard._environment import ENV_VARIABLES
 from genauth_guard.wsgi import GenAuthGuardWSGI
 
 from .conftest import RunningAuthServer

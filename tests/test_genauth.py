@@ -22,10 +22,10 @@ from genauth_guard import (
     SyncIntrospector,
     get_token_info,
 )
-from genauth_guard.devserver import DevClient
-from genauth_guard.environment import ENV_VARIABLES
-from genauth_guard.genauth import normalize_app_host
-from genauth_guard.testing import serve_in_thread
+from genauth_guard._environment import ENV_VARIABLES
+from genauth_guard._genauth import normalize_app_host
+from genauth_guard.dev.server import DevClient
+from genauth_guard.dev.testing import serve_in_thread
 
 from .conftest import CLIENTS, RunningAuthServer
 

@@ -39,7 +39,7 @@ from genauth_guard import (
     InvalidRequest,
     SyncIntrospector,
 )
-from genauth_guard.resilience import CircuitBreaker, RetryPolicy
+from genauth_guard._resilience import CircuitBreaker, RetryPolicy
 
 from .conftest import RunningAuthServer
 from .fault_upstream import FaultyUpstream, faulty_upstream

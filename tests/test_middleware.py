@@ -23,7 +23,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from genauth_guard import GenAuthGuard, Introspector, TokenInfo, get_token_info, require_scopes
-from genauth_guard.testing import serve_in_thread
+from genauth_guard.dev.testing import serve_in_thread
 
 from .conftest import RunningAuthServer
 

@@ -28,9 +28,9 @@ from genauth_guard import (
     InvalidRequest,
     Rejection,
 )
-from genauth_guard.bearer import extract_bearer
-from genauth_guard.policy import GuardPolicy
-from genauth_guard.protocol import BoundedBody, parse_introspection_response
+from genauth_guard._bearer import extract_bearer
+from genauth_guard._policy import GuardPolicy
+from genauth_guard._protocol import BoundedBody, parse_introspection_response
 
 NOW = float(int(time.time()))  # near the real clock, which _parse reads
 B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 2.1, written out again as the oracle

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from genauth_guard.pytest_plugin import DevServerHandle
+from genauth_guard.dev.pytest_plugin import DevServerHandle
 
 pytest_plugins = ["pytester"]
 
@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from genauth_guard import GenAuthGuard, require_scopes
-from genauth_guard.testing import serve_in_thread
+from genauth_guard.dev.testing import serve_in_thread
 
 
 @require_scopes("orders:read")

@@ -26,8 +26,8 @@ from genauth_guard import (
     Introspector,
     SyncIntrospector,
 )
+from genauth_guard.dev.testing import serve_in_thread
 from genauth_guard.discovery import clear_metadata_cache
-from genauth_guard.testing import serve_in_thread
 
 WELL_KNOWN = "/.well-known/openid-configuration"
 

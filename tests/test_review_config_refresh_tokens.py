@@ -19,7 +19,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from genauth_guard import GenAuthGuard, Introspector, get_token_info
-from genauth_guard.testing import serve_in_thread
+from genauth_guard.dev.testing import serve_in_thread
 
 from .fault_upstream import FaultyApp
 

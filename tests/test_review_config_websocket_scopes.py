@@ -12,7 +12,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from genauth_guard import GenAuthGuard, Introspector, require_scopes
-from genauth_guard.testing import serve_in_thread
+from genauth_guard.dev.testing import serve_in_thread
 
 from .conftest import RunningAuthServer
 

@@ -28,7 +28,7 @@ from genauth_guard import (
     InvalidIntrospectionResponse,
     SyncIntrospector,
 )
-from genauth_guard.testing import serve_in_thread
+from genauth_guard.dev.testing import serve_in_thread
 from genauth_guard.wsgi import GenAuthGuardWSGI
 
 from .fault_upstream import FaultyUpstream, faulty_upstream

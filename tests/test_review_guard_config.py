@@ -17,8 +17,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from genauth_guard import GenAuthGuard, Introspector, SyncIntrospector, TokenInfo
+from genauth_guard.dev.testing import serve_in_thread
 from genauth_guard.errors import ConfigurationError
-from genauth_guard.testing import serve_in_thread
 from genauth_guard.wsgi import GenAuthGuardWSGI
 
 from .conftest import RunningAuthServer

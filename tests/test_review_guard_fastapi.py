@@ -10,8 +10,8 @@ import pytest
 from fastapi import Depends, FastAPI
 
 from genauth_guard import GenAuthGuard, Introspector, SyncIntrospector, TokenInfo, require_scopes
+from genauth_guard.dev.testing import serve_in_thread
 from genauth_guard.fastapi import require_token
-from genauth_guard.testing import serve_in_thread
 from genauth_guard.wsgi import GenAuthGuardWSGI
 
 from .conftest import RunningAuthServer

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from genauth_guard import GenAuthGuard, Introspector, SyncIntrospector, get_token_info
-from genauth_guard.testing import serve_in_thread
+from genauth_guard.dev.testing import serve_in_thread
 from genauth_guard.wsgi import GenAuthGuardWSGI
 
 from .conftest import RunningAuthServer

@@ -28,8 +28,8 @@ from werkzeug.exceptions import NotFound
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from genauth_guard import GenAuthGuard, Introspector, SyncIntrospector
-from genauth_guard.middleware import request_path
-from genauth_guard.testing import serve_in_thread
+from genauth_guard._middleware import request_path
+from genauth_guard.dev.testing import serve_in_thread
 from genauth_guard.wsgi import GenAuthGuardWSGI
 
 from .conftest import RunningAuthServer

@@ -18,8 +18,8 @@ from genauth_guard import (
     RevocationError,
     SyncIntrospector,
 )
-from genauth_guard.devserver import DevAuthServer
-from genauth_guard.testing import serve_in_thread
+from genauth_guard.dev.server import DevAuthServer
+from genauth_guard.dev.testing import serve_in_thread
 
 from .conftest import CLIENTS, RunningAuthServer
 

@@ -34,7 +34,7 @@ from genauth_guard import (
     Introspector,
     SyncIntrospector,
 )
-from genauth_guard.protocol import ClientCredentials
+from genauth_guard._protocol import ClientCredentials
 
 from .conftest import RunningAuthServer
 from .fault_upstream import FaultyUpstream, faulty_upstream

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from genauth_guard import AuthorizationServerUnavailable, SyncIntrospector, TokenInfo
-from genauth_guard.cache import TokenCache
+from genauth_guard._cache import TokenCache
 
 from .conftest import CLIENTS, RunningAuthServer
 from .wsgi_support import GatedAuthServer, closed_port_url, gated_auth_server

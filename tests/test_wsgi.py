@@ -29,7 +29,7 @@ from genauth_guard import (
     get_token_info,
     require_scopes,
 )
-from genauth_guard.testing import serve_in_thread
+from genauth_guard.dev.testing import serve_in_thread
 from genauth_guard.wsgi import GenAuthGuardWSGI, authorization_values
 
 from .conftest import RunningAuthServer

@@ -19,8 +19,8 @@ import httpx
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from genauth_guard.devserver import DevAuthServer
-from genauth_guard.testing import serve_in_thread
+from genauth_guard.dev.server import DevAuthServer
+from genauth_guard.dev.testing import serve_in_thread
 
 from .conftest import CLIENTS
 

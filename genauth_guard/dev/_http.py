@@ -17,10 +17,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .client_auth import parse_basic_credentials
+from .._client_auth import parse_basic_credentials
 
 if TYPE_CHECKING:
-    from .devserver import DevAuthServer, DevClient
+    from .server import DevAuthServer, DevClient
 
 MAX_FORM_BYTES: Final = 64 * 1024
 DEFAULT_SUB: Final = "user-1"

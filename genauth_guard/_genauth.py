@@ -18,8 +18,8 @@ from typing import Final, Literal, get_args
 
 import httpx
 
-from .client_auth import AuthMethod, check_auth_method
-from .endpoint import check_endpoint_url
+from ._client_auth import AuthMethod, check_auth_method
+from ._settings import check_endpoint_url
 from .errors import ConfigurationError
 
 GenAuthProtocol = Literal["oidc", "oauth"]

@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .devserver import DevAuthServer
-    from .introspector import Introspector
-    from .sync_introspector import SyncIntrospector
+    from .._introspector import Introspector
+    from .._sync_introspector import SyncIntrospector
+    from .server import DevAuthServer
 
 
 @dataclass
@@ -92,13 +92,13 @@ class DevServerHandle:
 
         ``options`` are ``Introspector``'s (``cache_ttl=0`` to see revocations at once).
         """
-        from .introspector import Introspector
+        from .._introspector import Introspector
 
         return Introspector(self.introspection_endpoint, **self._credentials(options))
 
     def sync_introspector(self, **options: Any) -> SyncIntrospector:
         """A ``SyncIntrospector`` for this server, closed when the test session ends."""
-        from .sync_introspector import SyncIntrospector
+        from .._sync_introspector import SyncIntrospector
 
         introspector = SyncIntrospector(self.introspection_endpoint, **self._credentials(options))
         self._sync_introspectors.append(introspector)
@@ -123,7 +123,7 @@ def genauth_dev_server_options() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def genauth_dev_server(genauth_dev_server_options: dict[str, Any]) -> Iterator[DevServerHandle]:
     """A GenAuth-like authorization server on a free port of 127.0.0.1, for the session."""
-    from .devserver import DevAuthServer, DevClient
+    from .server import DevAuthServer, DevClient
 
     options = dict(genauth_dev_server_options)
     auth_method = options.pop("auth_method", "client_secret_post")

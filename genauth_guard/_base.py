@@ -17,20 +17,12 @@ from typing import Any
 
 import httpx
 
+from ._bearer import DEFAULT_MAX_TOKEN_LENGTH, check_token
+from ._cache import TokenCache, cache_key, key_hint, namespace
+from ._client_auth import check_auth_method, check_client_credentials
+from ._factories import IntrospectorFactories
 from ._logging import FailureLog, stale_served, token_rejected
-from .bearer import DEFAULT_MAX_TOKEN_LENGTH, check_token
-from .cache import TokenCache, cache_key, key_hint, namespace
-from .client_auth import check_auth_method, check_client_credentials
-from .endpoint import check_endpoint_url
-from .errors import (
-    AuthorizationServerUnavailable,
-    ConfigurationError,
-    IntrospectionError,
-    InvalidIntrospectionResponse,
-    RevocationError,
-)
-from .factories import IntrospectorFactories
-from .protocol import (
+from ._protocol import (
     DEFAULT_MAX_RESPONSE_BYTES,
     BoundedBody,
     ClientCredentials,
@@ -40,9 +32,17 @@ from .protocol import (
     transport_error,
     unexpected_failure,
 )
-from .resilience import CircuitBreaker, RetryPolicy, is_connection_failure, too_busy
-from .token_info import TokenInfo
-from .validation import ClaimRules
+from ._resilience import CircuitBreaker, RetryPolicy, is_connection_failure, too_busy
+from ._settings import check_endpoint_url
+from ._token_info import TokenInfo
+from ._validation import ClaimRules
+from .errors import (
+    AuthorizationServerUnavailable,
+    ConfigurationError,
+    IntrospectionError,
+    InvalidIntrospectionResponse,
+    RevocationError,
+)
 
 
 def _non_negative(name: str, value: float) -> float:

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ._token_info import INACTIVE, TokenInfo
 from .errors import ConfigurationError
-from .token_info import INACTIVE, TokenInfo
 
 REFRESH_TOKEN_TYPES = frozenset(
     {"refresh_token", "refresh", "urn:ietf:params:oauth:token-type:refresh_token"}

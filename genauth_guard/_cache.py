@@ -29,7 +29,7 @@ import time
 
 from cachetools import TLRUCache
 
-from .token_info import INACTIVE, TokenInfo
+from ._token_info import INACTIVE, TokenInfo
 
 _Entry = tuple[TokenInfo, float, float]
 """(answer, fresh until, kept until), both times on the monotonic clock."""

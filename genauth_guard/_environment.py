@@ -17,9 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from .endpoint import check_endpoint_url
-from .errors import ConfigurationError
-from .genauth import (
+from ._genauth import (
     APP_HOST_EXAMPLE,
     DEFAULT_AUTH_METHOD,
     DEFAULT_PROTOCOL,
@@ -30,9 +28,11 @@ from .genauth import (
     check_protocol,
     normalize_app_host,
 )
+from ._settings import check_endpoint_url
+from .errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from .options import TuningOptions
+    from ._options import TuningOptions
 
 logger = logging.getLogger("genauth_guard")
 

@@ -22,7 +22,8 @@ from urllib.parse import urlencode
 
 import httpx
 
-from .client_auth import AuthMethod, client_authentication
+from ._client_auth import AuthMethod, client_authentication
+from ._token_info import INACTIVE, TokenInfo
 from .errors import (
     AuthorizationServerUnavailable,
     ClientAuthenticationError,
@@ -31,7 +32,6 @@ from .errors import (
     InvalidIntrospectionResponse,
     RevocationError,
 )
-from .token_info import INACTIVE, TokenInfo
 
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024
 """Largest introspection answer read; a longer one is a failure (no unbounded buffering)."""

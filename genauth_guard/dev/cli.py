@@ -30,12 +30,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
-from .client_auth import AUTH_METHODS
-from .errors import ConfigurationError, GenAuthGuardError
-from .token_info import TokenInfo
+from .._client_auth import AUTH_METHODS
+from .._token_info import TokenInfo
+from ..errors import ConfigurationError, GenAuthGuardError
 
 if TYPE_CHECKING:
-    from .sync_introspector import SyncIntrospector
+    from .._sync_introspector import SyncIntrospector
 
 PROG = "genauth-guard"
 EXIT_ACTIVE, EXIT_INACTIVE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -254,7 +254,7 @@ def _seconds(value: str) -> str:
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 
@@ -341,8 +341,8 @@ def build_introspector(args: argparse.Namespace, environ: Mapping[str, str]) -> 
 
     Raises ``CommandError`` naming every problem, one per line.
     """
-    from ._logging import logger
-    from .sync_introspector import SyncIntrospector
+    from .._logging import logger
+    from .._sync_introspector import SyncIntrospector
 
     warnings = _WarningLines()
     logger.addHandler(warnings)
@@ -380,7 +380,7 @@ def _read_token(argument: str) -> str:
 
 
 def run_introspect(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    from ._logging import logger
+    from .._logging import logger
 
     if not logging.getLogger().handlers and not logger.handlers:
         # The failure is reported below as the one error line; the library's own
@@ -405,7 +405,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     try:
         if args.command == "introspect":
             return run_introspect(args, environ)
-        from ._cli_servers import run_demo, run_dev_server
+        from ._servers import run_demo, run_dev_server
 
         if args.command == "demo":
             return run_demo(args)

@@ -12,14 +12,14 @@ from typing import Unpack
 from starlette.authentication import AuthCredentials, BaseUser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ._bearer import DEFAULT_MAX_TOKEN_LENGTH
+from ._challenge import Rejection
+from ._introspector import Introspector
 from ._logging import logger
-from .bearer import DEFAULT_MAX_TOKEN_LENGTH
-from .challenge import Rejection
+from ._policy import GuardOptions, GuardPolicy
+from ._scopes import REALM_KEY, SCOPE_KEY
+from ._token_info import TokenInfo
 from .errors import ConfigurationError, IntrospectionError
-from .introspector import Introspector
-from .policy import GuardOptions, GuardPolicy
-from .scopes import REALM_KEY, SCOPE_KEY
-from .token_info import TokenInfo
 
 WEBSOCKET_POLICY_VIOLATION = 1008
 

@@ -19,9 +19,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .introspector import Introspector
-from .middleware import GenAuthGuard
-from .scopes import get_token_info, require_scopes
+from .._introspector import Introspector
+from .._middleware import GenAuthGuard
+from .._scopes import get_token_info, require_scopes
 
 ORDERS = [
     {"id": 1, "item": "keyboard", "owner": "alice"},

@@ -10,8 +10,8 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TypedDict
 
-from .bearer import DEFAULT_MAX_TOKEN_LENGTH, extract_bearer
-from .challenge import (
+from ._bearer import DEFAULT_MAX_TOKEN_LENGTH, extract_bearer
+from ._challenge import (
     Rejection,
     check_realm,
     insufficient_scope,
@@ -20,8 +20,8 @@ from .challenge import (
     missing_token,
     unavailable,
 )
+from ._token_info import TokenInfo
 from .errors import ConfigurationError, IntrospectionError, InvalidRequest
-from .token_info import TokenInfo
 
 DEFAULT_RETRY_AFTER = 5
 

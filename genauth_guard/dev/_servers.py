@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from .._client_auth import basic_credentials
+from .._introspector import Introspector
+from .._settings import is_loopback_host
 from ._demo_app import create_app
 from .cli import PROG, CommandError
-from .client_auth import basic_credentials
-from .devserver import DevAuthServer, DevClient
-from .endpoint import is_loopback_host
-from .introspector import Introspector
+from .server import DevAuthServer, DevClient
 
 # ---------------------------------------------------------------- demo
 
@@ -220,7 +220,7 @@ def _program() -> str:
     argv0 = sys.argv[0] if sys.argv else ""
     if os.path.basename(argv0).startswith(PROG):
         return shlex.quote(argv0)
-    return f"{shlex.quote(sys.executable)} -m genauth_guard.cli"
+    return f"{shlex.quote(sys.executable)} -m genauth_guard.dev.cli"
 
 
 def run_demo(args: argparse.Namespace) -> int:

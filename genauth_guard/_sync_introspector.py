@@ -19,11 +19,11 @@ from typing import Unpack
 
 import httpx
 
-from .core import IntrospectorBase
-from .deadline import send_with_deadline
+from ._base import IntrospectorBase
+from ._deadline import send_with_deadline
+from ._options import IntrospectorOptions
+from ._token_info import TokenInfo
 from .errors import ConfigurationError, IntrospectionError
-from .options import IntrospectorOptions
-from .token_info import TokenInfo
 
 
 class SyncIntrospector(IntrospectorBase):

@@ -18,10 +18,10 @@ from typing import Unpack
 
 import httpx
 
-from .core import IntrospectorBase
+from ._base import IntrospectorBase
+from ._options import IntrospectorOptions
+from ._token_info import TokenInfo
 from .errors import ConfigurationError, IntrospectionError
-from .options import IntrospectorOptions
-from .token_info import TokenInfo
 
 
 class Introspector(IntrospectorBase):

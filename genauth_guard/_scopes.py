@@ -19,10 +19,10 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from ._challenge import Rejection
+from ._policy import missing_scopes, scope_set
+from ._token_info import INACTIVE, TokenInfo
 from ._wsgi_views import Responder, find_wsgi_request
-from .challenge import Rejection
-from .policy import missing_scopes, scope_set
-from .token_info import INACTIVE, TokenInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")

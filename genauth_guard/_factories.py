@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any, Self, Unpack
 
 import httpx
 
+from ._environment import settings_from_env
+from ._genauth import DEFAULT_AUTH_METHOD, DEFAULT_PROTOCOL, ClientSettings, genauth_settings
+from ._options import IntrospectorOptions, TuningOptions
 from .discovery import ServerMetadata, discovered_settings, fetch_metadata
-from .environment import settings_from_env
-from .genauth import DEFAULT_AUTH_METHOD, DEFAULT_PROTOCOL, ClientSettings, genauth_settings
-from .options import IntrospectorOptions, TuningOptions
 
 
 class IntrospectorFactories:
