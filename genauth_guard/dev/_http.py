@@ -1,16 +1,15 @@
 """The dev server's HTTP endpoints: form parsing, client authentication, OAuth errors.
 
-Kept apart from ``devserver`` (the token store and its Python API) so each
+Kept apart from ``_store`` (the token store and its Python API) so each
 stays small. Every check raises ``_Refused``, which becomes the RFC 6749 5.2
 error answer; handlers only say what succeeds.
 """
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Final
+from typing import Final
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -18,20 +17,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .._client_auth import parse_basic_credentials
-
-if TYPE_CHECKING:
-    from .server import DevAuthServer, DevClient
+from ._model import DEFAULT_SUB, DevClient, is_scope_token
+from ._store import DevStore
 
 MAX_FORM_BYTES: Final = 64 * 1024
-DEFAULT_SUB: Final = "user-1"
 _NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-# RFC 6749 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-_SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
-
-
-def is_scope_token(value: object) -> bool:
-    """True for one RFC 6749 scope name (printable ASCII, no space, quote or backslash)."""
-    return isinstance(value, str) and _SCOPE_TOKEN.fullmatch(value) is not None
 
 
 class _Refused(Exception):
@@ -82,7 +72,7 @@ async def _form(request: Request) -> dict[str, str]:
     return values
 
 
-def _authenticate(server: DevAuthServer, request: Request, form: Mapping[str, str]) -> DevClient:
+def _authenticate(server: DevStore, request: Request, form: Mapping[str, str]) -> DevClient:
     """The client, if it authenticated exactly as registered (RFC 6749 2.3)."""
     header = request.headers.get("authorization")
     basic = parse_basic_credentials(header) if header else None
@@ -136,7 +126,7 @@ def _token_response(token: str, lifetime: float, scopes: tuple[str, ...]) -> Res
     return JSONResponse(body, headers=_NO_STORE)
 
 
-def routes(server: DevAuthServer) -> list[Route]:
+def routes(server: DevStore) -> list[Route]:
     """The routes of ``server.app``, at GenAuth's paths for both protocols."""
 
     async def checked(request: Request) -> tuple[DevClient, dict[str, str]]:

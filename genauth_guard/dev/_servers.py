@@ -24,8 +24,8 @@ from typing import Any
 from .._client_auth import basic_credentials
 from .._introspector import Introspector
 from .._settings import is_loopback_host
+from ._command import PROG, CommandError
 from ._demo_app import create_app
-from .cli import PROG, CommandError
 from .server import DevAuthServer, DevClient
 
 # ---------------------------------------------------------------- demo

@@ -33,16 +33,12 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn
 from .._client_auth import AUTH_METHODS
 from .._token_info import TokenInfo
 from ..errors import ConfigurationError, GenAuthGuardError
+from ._command import PROG, CommandError
 
 if TYPE_CHECKING:
     from .._sync_introspector import SyncIntrospector
 
-PROG = "genauth-guard"
 EXIT_ACTIVE, EXIT_INACTIVE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-class CommandError(Exception):
-    """A problem the user can fix; its message is printed as the one error line."""
 
 
 class _Parser(argparse.ArgumentParser):
