@@ -1,176 +1,153 @@
-"""What the async and sync introspectors share: options, cache, request and answer.
+"""What both introspectors share: construction from options, the parts, the cached lookup.
 
-The drivers (``Introspector``, ``SyncIntrospector``) only add the I/O: send
-the request this class builds, feed the answer to a ``BoundedBody``, hand
-it to ``_parse``; on a failure ask ``_judge`` whether to retry; finally
-``_accept`` the answer or ``_give_up``. Single flight, the concurrency
-bound and the sleeps live in the drivers, because waiting is the one thing
-asyncio and threads do differently; every decision lives here or in the
-pure modules (``protocol``, ``resilience``, ``validation``).
+``IntrospectorBase`` checks the options once (``_settings``), builds the parts
+(cache, retry policy, circuit breaker, claim rules, client authentication)
+unless they were passed in, and hands them to one ``IntrospectionFlow``.
+The drivers (``Introspector``, ``SyncIntrospector``) add the I/O only: they
+run that flow's steps and keep their own single flight. The constructors
+``from_genauth``, ``from_env`` and ``from_discovery`` turn GenAuth's names,
+environment variables or a discovery document into the same options.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Mapping
-from typing import Any
+import difflib
+import os
+from collections.abc import Mapping
+from typing import Any, Self, Unpack
 
 import httpx
 
-from ._bearer import DEFAULT_MAX_TOKEN_LENGTH, check_token
-from ._cache import TokenCache, cache_key, key_hint, namespace
-from ._client_auth import check_auth_method, check_client_credentials
-from ._factories import IntrospectorFactories
-from ._logging import FailureLog, stale_served, token_rejected
-from ._protocol import (
-    DEFAULT_MAX_RESPONSE_BYTES,
-    BoundedBody,
-    ClientCredentials,
-    check_revocation_response,
-    parse_introspection_response,
-    token_request,
-    transport_error,
-    unexpected_failure,
-)
-from ._resilience import CircuitBreaker, RetryPolicy, is_connection_failure, too_busy
-from ._settings import check_endpoint_url
+from ._bearer import check_token
+from ._cache import TokenCache, cache_key, namespace
+from ._client_auth import ClientCredentials, check_auth_method, client_authentication
+from ._environment import settings_from_env
+from ._flow import FlowSettings, IntrospectionFlow
+from ._genauth import DEFAULT_AUTH_METHOD, DEFAULT_PROTOCOL, genauth_settings
+from ._options import DEFAULTS, PARTS, IntrospectorOptions, TuningOptions
+from ._resilience import CircuitBreaker, RetryPolicy
+from ._settings import ClientSettings, check_endpoint_url, non_negative, positive_int
 from ._token_info import TokenInfo
 from ._validation import ClaimRules
-from .errors import (
-    AuthorizationServerUnavailable,
-    ConfigurationError,
-    IntrospectionError,
-    InvalidIntrospectionResponse,
-    RevocationError,
-)
+from .discovery import ServerMetadata, discovered_settings, fetch_metadata
+from .errors import ConfigurationError
 
 
-def _non_negative(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise ConfigurationError(f"{name}={value!r} must be a number of seconds, 0 or more.")
-    return float(value)
+def _checked_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` over ``DEFAULTS``; a ``TypeError`` for a name no introspector takes."""
+    unknown = [name for name in options if name not in DEFAULTS and name != "client_id"]
+    if unknown:
+        name = unknown[0]
+        close = difflib.get_close_matches(name, list(DEFAULTS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise TypeError(f"unexpected keyword argument {name!r}{hint}")
+    for part, shortcuts in PARTS.items():
+        given = [name for name in shortcuts if name in options]
+        if options.get(part) is not None and given:
+            raise ConfigurationError(
+                f"pass either {part}= or its shortcut options ({', '.join(given)}), not both."
+            )
+    return {**DEFAULTS, **options}
 
 
-def _positive_int(name: str, value: int, least: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ConfigurationError(f"{name}={value!r} must be a whole number, {least} or more.")
-    return value
-
-
-class IntrospectorBase(IntrospectorFactories):
-    """Options and protocol shared by ``Introspector`` and ``SyncIntrospector``.
+class IntrospectorBase:
+    """Options, parts and the cached lookup shared by ``Introspector`` and ``SyncIntrospector``.
 
     ``introspection_endpoint``: the RFC 7662 endpoint URL (https, or http on
-    loopback). ``client_id``/``client_secret``/``auth_method``: the resource
-    server's credentials (``client_secret_post``, ``client_secret_basic`` or
-    ``none``). ``cache_ttl``: longest life of an active answer (never past
-    its ``exp``); ``negative_cache_ttl``: life of an inactive one (0: none);
-    ``cache_maxsize``: entries, least recently used go first. ``timeout``:
-    seconds for one call, connect to last byte. ``token_type_hint``: sent
-    with each request (``None`` to omit). ``leeway``: clock skew allowed on
-    ``exp``/``nbf``. ``max_response_bytes``/``max_token_length``: bounds on
-    what is read and what is sent. ``allow_insecure_http``: permit http://
-    to a host that is not loopback.
-
-    Hardening (README "Security"): at most ``max_concurrent_introspections``
-    calls run at once (calls, not waiting requests); a request waits up to
-    ``queue_timeout`` seconds for a slot, then fails (503). ``retries``
-    extra attempts follow a connection failure or a 502/503/504, after
-    ``retry_backoff`` seconds (jittered, doubling), so one introspection
-    lasts at most ``(retries + 1) * timeout`` plus the backoff.
-    ``circuit_breaker_threshold`` failures in a row (0: never) make every
-    call fail at once for ``circuit_breaker_cooldown`` seconds.
-    ``serve_stale_on_error``: while the server is unavailable, answer from
-    an active cached answer past ``cache_ttl`` but not past its ``exp``.
-    ``audience``, ``issuer``, ``allowed_client_ids``, ``token_type``:
-    claim rules (``validation.ClaimRules``); an answer breaking one is
-    inactive, and cached as such.
+    loopback). ``options``: see ``_options.TuningOptions`` and
+    ``docs/configuration.md``; ``client_id`` is required.
     """
 
-    def __init__(
-        self,
-        introspection_endpoint: str,
-        *,
-        client_id: str,
-        client_secret: str | None = None,
-        auth_method: str = "client_secret_post",
-        revocation_endpoint: str | None = None,
-        revocation_auth_method: str | None = None,
-        cache_ttl: float = 300.0,
-        negative_cache_ttl: float = 10.0,
-        cache_maxsize: int = 10_000,
-        timeout: float = 5.0,
-        token_type_hint: str | None = "access_token",
-        leeway: float = 0.0,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        max_token_length: int = DEFAULT_MAX_TOKEN_LENGTH,
-        allow_insecure_http: bool = False,
-        max_concurrent_introspections: int = 64,
-        queue_timeout: float = 1.0,
-        retries: int = 1,
-        retry_backoff: float = 0.1,
-        circuit_breaker_threshold: int = 5,
-        circuit_breaker_cooldown: float = 5.0,
-        serve_stale_on_error: bool = False,
-        audience: str | Iterable[str] | None = None,
-        issuer: str | Iterable[str] | None = None,
-        allowed_client_ids: Iterable[str] | None = None,
-        token_type: str | None = None,
-    ) -> None:
+    server_metadata: ServerMetadata | None = None
+    """The discovery document the introspector was built from (``from_discovery``), if any."""
+
+    def __init__(self, introspection_endpoint: str, **options: Unpack[IntrospectorOptions]) -> None:
+        o = _checked_options(options)
+        insecure = bool(o["allow_insecure_http"])
+        self.allow_insecure_http = insecure
         self.introspection_endpoint = check_endpoint_url(
-            introspection_endpoint,
-            "introspection_endpoint",
-            allow_insecure_http=allow_insecure_http,
+            introspection_endpoint, "introspection_endpoint", allow_insecure_http=insecure
         )
-        method = check_auth_method(auth_method)
-        check_client_credentials(method, client_id, client_secret, option="auth_method")
-        self.credentials = ClientCredentials(client_id, client_secret, method)
-        self._init_revocation(revocation_endpoint, revocation_auth_method, allow_insecure_http)
-        self.allow_insecure_http = allow_insecure_http
-        self.token_type_hint = token_type_hint or None
-        self.timeout = _non_negative("timeout", timeout)
+        credentials = ClientCredentials(o.get("client_id", ""), o["client_secret"])
+        self.auth = client_authentication(o["auth_method"], credentials)
+        revocation = o["revocation_endpoint"]
+        self.revocation_endpoint = (
+            None
+            if revocation is None
+            else check_endpoint_url(revocation, "revocation_endpoint", allow_insecure_http=insecure)
+        )
+        revocation_method = o["revocation_auth_method"] or self.auth.method
+        self.revocation_auth = self.auth
+        if self.revocation_endpoint is not None:
+            self.revocation_auth = client_authentication(
+                revocation_method, credentials, option="revocation_auth_method"
+            )
+        elif o["revocation_auth_method"] is not None:
+            check_auth_method(o["revocation_auth_method"], "revocation_auth_method")
+        self.token_type_hint = o["token_type_hint"] or None
+        self.timeout = non_negative("timeout", o["timeout"])
         if self.timeout == 0:
             raise ConfigurationError("timeout=0 would fail every call; give seconds, e.g. 5.0.")
-        self.leeway = _non_negative("leeway", leeway)
-        self.max_response_bytes = _positive_int("max_response_bytes", max_response_bytes)
-        self.max_token_length = _positive_int("max_token_length", max_token_length)
-        self.serve_stale_on_error = bool(serve_stale_on_error)
-        self.cache = TokenCache(
-            maxsize=_positive_int("cache_maxsize", cache_maxsize),
-            ttl=_non_negative("cache_ttl", cache_ttl),
-            negative_ttl=_non_negative("negative_cache_ttl", negative_cache_ttl),
+        self.leeway = non_negative("leeway", o["leeway"])
+        self.max_response_bytes = positive_int("max_response_bytes", o["max_response_bytes"])
+        self.max_token_length = positive_int("max_token_length", o["max_token_length"])
+        self.max_concurrent_introspections = positive_int(
+            "max_concurrent_introspections", o["max_concurrent_introspections"]
+        )
+        self.queue_timeout = non_negative("queue_timeout", o["queue_timeout"])
+        self.serve_stale_on_error = bool(o["serve_stale_on_error"])
+        self.cache: TokenCache = o["cache"] or TokenCache(
+            maxsize=positive_int("cache_maxsize", o["cache_maxsize"]),
+            ttl=non_negative("cache_ttl", o["cache_ttl"]),
+            negative_ttl=non_negative("negative_cache_ttl", o["negative_cache_ttl"]),
             leeway=self.leeway,
             keep_stale=self.serve_stale_on_error,
         )
-        self.max_concurrent_introspections = _positive_int(
-            "max_concurrent_introspections", max_concurrent_introspections
+        retry: RetryPolicy = o["retry"] or RetryPolicy(
+            positive_int("retries", o["retries"], least=0),
+            non_negative("retry_backoff", o["retry_backoff"]),
         )
-        self.queue_timeout = _non_negative("queue_timeout", queue_timeout)
-        self.retry = RetryPolicy(
-            _positive_int("retries", retries, least=0),
-            _non_negative("retry_backoff", retry_backoff),
+        self.breaker: CircuitBreaker = o["circuit_breaker"] or CircuitBreaker(
+            positive_int("circuit_breaker_threshold", o["circuit_breaker_threshold"], least=0),
+            non_negative("circuit_breaker_cooldown", o["circuit_breaker_cooldown"]),
         )
-        self.breaker = CircuitBreaker(
-            _positive_int("circuit_breaker_threshold", circuit_breaker_threshold, least=0),
-            _non_negative("circuit_breaker_cooldown", circuit_breaker_cooldown),
+        rules: ClaimRules = o["claim_rules"] or ClaimRules.from_options(
+            audience=o["audience"],
+            issuer=o["issuer"],
+            allowed_client_ids=o["allowed_client_ids"],
+            token_type=o["token_type"],
         )
-        self.rules = ClaimRules.from_options(
-            audience=audience,
-            issuer=issuer,
-            allowed_client_ids=allowed_client_ids,
-            token_type=token_type,
+        self.shared_cache = o["shared_cache"]
+        self.flow = IntrospectionFlow(
+            FlowSettings(
+                introspection_endpoint=self.introspection_endpoint,
+                revocation_endpoint=self.revocation_endpoint,
+                auth=self.auth,
+                revocation_auth=self.revocation_auth,
+                token_type_hint=self.token_type_hint,
+                leeway=self.leeway,
+                max_concurrent_introspections=self.max_concurrent_introspections,
+                queue_timeout=self.queue_timeout,
+                serve_stale_on_error=self.serve_stale_on_error,
+            ),
+            cache=self.cache,
+            shared_cache=self.shared_cache,
+            retry=retry,
+            breaker=self.breaker,
+            rules=rules,
         )
-        self._key_prefix = namespace(self.introspection_endpoint, client_id)
-        self._failures = FailureLog()
+        self.retry = retry
+        self.rules = rules
+        self._key_prefix = namespace(self.introspection_endpoint, self.auth.client_id)
         self._timeout_extension = httpx.Timeout(self.timeout).as_dict()
 
     @property
     def client_id(self) -> str:
-        return self.credentials.client_id
+        return self.auth.client_id
 
     @property
     def auth_method(self) -> str:
-        return self.credentials.auth_method
+        return self.auth.method
 
     def __repr__(self) -> str:
         return (
@@ -178,80 +155,10 @@ class IntrospectorBase(IntrospectorFactories):
             f"client_id={self.client_id!r}, auth_method={self.auth_method!r})"
         )
 
-    # ------------------------------------------------------------ cache
+    # ------------------------------------------------------------ the cached path
 
     def _key(self, token: str) -> bytes:
         return cache_key(self._key_prefix, token)
-
-    def invalidate(self, token: str) -> None:
-        """Forget the cached answer for ``token`` (the next request asks the server)."""
-        self.cache.discard(self._key(token))
-
-    def clear(self) -> None:
-        """Forget every cached answer."""
-        self.cache.clear()
-
-    # ------------------------------------------------------------ revocation (RFC 7009)
-    # The drivers' ``revoke`` sends ``_revocation_request`` and hands the answer
-    # to ``_confirm_revocation``; everything else about revocation is here.
-
-    def _init_revocation(
-        self, endpoint: str | None, auth_method: str | None, allow_insecure_http: bool
-    ) -> None:
-        """Revocation settings: its own endpoint and method, the same client and secret."""
-        self.revocation_endpoint = (
-            None
-            if endpoint is None
-            else check_endpoint_url(
-                endpoint, "revocation_endpoint", allow_insecure_http=allow_insecure_http
-            )
-        )
-        credentials = self.credentials
-        method = credentials.auth_method
-        if auth_method is not None:
-            method = check_auth_method(auth_method, "revocation_auth_method")
-        if self.revocation_endpoint is not None:
-            check_client_credentials(
-                method,
-                credentials.client_id,
-                credentials.client_secret,
-                option="revocation_auth_method",
-            )
-        self.revocation_credentials = ClientCredentials(
-            credentials.client_id, credentials.client_secret, method
-        )
-
-    def _revocation_request(self, token: str, token_type_hint: str | None) -> httpx.Request:
-        if not isinstance(token, str) or not token:
-            raise TypeError("revoke() takes the token as a non-empty str")
-        if self.revocation_endpoint is None:
-            raise ConfigurationError(
-                "revoke() needs a revocation endpoint: pass revocation_endpoint= to the "
-                "constructor, or build the introspector with from_genauth() or "
-                "from_discovery(), which know it."
-            )
-        request = token_request(
-            self.revocation_endpoint, self.revocation_credentials, token, token_type_hint
-        )
-        request.extensions["timeout"] = self._timeout_extension
-        return request
-
-    def _revocation_failed(self, exc: Exception) -> RevocationError:
-        error = (
-            exc
-            if isinstance(exc, IntrospectionError)
-            else transport_error("revocation", self.revocation_endpoint or "", exc)
-        )
-        return RevocationError(f"The token may not be revoked: {error}")
-
-    def _confirm_revocation(
-        self, token: str, status: int, headers: Mapping[str, str], body: bytes
-    ) -> None:
-        """Raise ``RevocationError`` unless the server confirmed; then forget the answer."""
-        check_revocation_response(status, headers, body[: self.max_response_bytes])
-        self.invalidate(token)
-
-    # ------------------------------------------------------------ protocol
 
     def _lookup(self, token: str) -> tuple[bytes, TokenInfo | None]:
         """``token``'s cache key and cached answer (``None`` on a miss).
@@ -263,99 +170,19 @@ class IntrospectorBase(IntrospectorFactories):
         """
         if not isinstance(token, str) or not token:
             raise TypeError("introspect() takes the access token as a non-empty str")
-        key = self._key(token)
+        key = cache_key(self._key_prefix, token)
         cached = self.cache.get(key)
         if cached is None:
             check_token(token, self.max_token_length)
         return key, cached
 
-    def _request(self, token: str) -> httpx.Request:
-        request = token_request(
-            self.introspection_endpoint, self.credentials, token, self.token_type_hint
-        )
-        request.extensions["timeout"] = self._timeout_extension
-        return request
+    def clear(self) -> None:
+        """Forget every locally cached answer."""
+        self.cache.clear()
 
-    def _failed(self, key: bytes, error: IntrospectionError) -> IntrospectionError:
-        self._failures.failure(str(error), key_hint(key), error.reason)
-        return error
-
-    # ------------------------------------------------------------ one introspection, decided once
-
-    def _http_limits(self) -> httpx.Limits:
-        """Pool limits of the clients we create: a connection per allowed call."""
-        return httpx.Limits(max_connections=self.max_concurrent_introspections)
-
-    def _body(self, response: httpx.Response) -> BoundedBody:
-        """The reader of ``response``'s body (raises if it is announced too large).
-
-        A transport that read the body already (``httpx.MockTransport``, test
-        doubles) hands it over decoded and whole; it is only bounded then.
-        """
-        if not response.is_stream_consumed:
-            return BoundedBody(response.status_code, response.headers, self.max_response_bytes)
-        body = BoundedBody(response.status_code, {}, self.max_response_bytes)
-        body.feed(response.content)
-        return body
-
-    def _parse(self, key: bytes, status: int, headers: Mapping[str, str], body: bytes) -> TokenInfo:
-        """The answer as ``TokenInfo`` with the claim rules applied; raises (unlogged) if none."""
-        info = parse_introspection_response(
-            status, headers, body, now=time.time(), leeway=self.leeway
-        )
-        info, broken_rule = self.rules.apply(info)
-        if broken_rule is not None:
-            token_rejected(key_hint(key), broken_rule)
-        return info
-
-    def _judge(
-        self, key: bytes, exc: Exception, attempt: int
-    ) -> tuple[IntrospectionError, float | None]:
-        """The failure ``exc`` amounts to, and the seconds to wait before a retry (or None)."""
-        connection_failed = False
-        if isinstance(exc, IntrospectionError):
-            error = exc
-        elif isinstance(exc, httpx.HTTPError | TimeoutError | OSError):
-            connection_failed = is_connection_failure(exc)
-            error = transport_error(
-                "introspection",
-                self.introspection_endpoint,
-                exc,
-                connection_failed=connection_failed,
-            )
-        else:  # an answer odd enough to break something: still no answer, never a 500
-            error = unexpected_failure("introspection", exc)
-        delay = self.retry.delay(attempt, error, connection_failed=connection_failed)
-        if delay is not None:
-            self._failures.retrying(str(error), key_hint(key), attempt, delay)
-        return error, delay
-
-    def _no_slot(self) -> IntrospectionError:
-        """The failure for a request that waited ``queue_timeout`` for a call slot in vain."""
-        self.breaker.release()
-        return too_busy(self.max_concurrent_introspections, self.queue_timeout)
-
-    def _accept(self, key: bytes, info: TokenInfo) -> TokenInfo:
-        """Cache an answer (the cache rule says for how long) and return it."""
-        self._failures.success()
-        self.cache.put(key, info)
-        return info
-
-    def _give_up(self, key: bytes, error: IntrospectionError) -> TokenInfo:
-        """Log the failure; return a stale answer if allowed and there is one, else raise.
-
-        Stale answers stand in only while the server is unavailable or
-        talking nonsense, never when it refused us (4xx): that needs fixing.
-        """
-        self._failed(key, error)
-        if self.serve_stale_on_error and isinstance(
-            error, AuthorizationServerUnavailable | InvalidIntrospectionResponse
-        ):
-            stale = self.cache.get_stale(key)
-            if stale is not None:
-                stale_served(key_hint(key))
-                return stale
-        raise error
+    def _check_revocable(self, token: str) -> None:
+        if not isinstance(token, str) or not token:
+            raise TypeError("revoke() takes the token as a non-empty str")
 
     def _describe(self) -> dict[str, Any]:
         """Settings without secrets, for the CLI and diagnostics."""
@@ -364,7 +191,7 @@ class IntrospectorBase(IntrospectorFactories):
             "client_id": self.client_id,
             "auth_method": self.auth_method,
             "revocation_endpoint": self.revocation_endpoint,
-            "revocation_auth_method": self.revocation_credentials.auth_method,
+            "revocation_auth_method": self.revocation_auth.method,
             "cache_ttl": self.cache.ttl,
             "negative_cache_ttl": self.cache.negative_ttl,
             "timeout": self.timeout,
@@ -374,3 +201,119 @@ class IntrospectorBase(IntrospectorFactories):
             "circuit_breaker_threshold": self.breaker.threshold,
             "serve_stale_on_error": self.serve_stale_on_error,
         }
+
+    # ------------------------------------------------------------ constructors
+
+    @classmethod
+    def from_genauth(
+        cls,
+        app_id: str,
+        secret: str | None,
+        app_host: str,
+        protocol: str = DEFAULT_PROTOCOL,
+        introspection_endpoint_auth_method: str = DEFAULT_AUTH_METHOD,
+        revocation_endpoint_auth_method: str | None = None,
+        *,
+        http_client: httpx.AsyncClient | httpx.Client | None = None,
+        **options: Unpack[TuningOptions],
+    ) -> Self:
+        """An introspector for a GenAuth application, named the way GenAuth's SDK names it.
+
+        ``app_host`` is the application's host (``https://YOUR_DOMAIN.genauth.ai``),
+        ``protocol`` ``oidc`` or ``oauth``; the endpoints are
+        ``{app_host}/{protocol}/token/introspection`` and ``.../revocation``.
+        ``secret`` may be ``None`` only with ``none`` methods (a public client).
+        ``revocation_endpoint_auth_method`` defaults to the introspection one.
+        ``http_client``: this driver's kind of httpx client, if you manage it;
+        ``options``: the constructor's tuning options (``cache_ttl``, ``timeout``...).
+        """
+        settings = genauth_settings(
+            app_id,
+            secret,
+            app_host,
+            protocol,
+            introspection_endpoint_auth_method,
+            revocation_endpoint_auth_method,
+            allow_insecure_http=options.get("allow_insecure_http", False),
+        )
+        return cls._from_settings(settings, http_client, options)
+
+    @classmethod
+    def from_env(
+        cls,
+        prefix: str = "GENAUTH_",
+        *,
+        environ: Mapping[str, str] | None = None,
+        http_client: httpx.AsyncClient | httpx.Client | None = None,
+        **options: Unpack[TuningOptions],
+    ) -> Self:
+        """An introspector configured by ``{prefix}*`` environment variables.
+
+        ``GENAUTH_APP_ID``, ``GENAUTH_APP_SECRET``, ``GENAUTH_APP_HOST``,
+        ``GENAUTH_PROTOCOL``... (the README lists them all); unset ones take
+        ``from_genauth``'s defaults. ``options`` are defaults the environment
+        overrides, so operators can tune a deployed app without a code change.
+        ``environ`` replaces ``os.environ`` (tests, secrets loaded elsewhere).
+        """
+        settings, from_environment = settings_from_env(
+            os.environ if environ is None else environ,
+            prefix,
+            allow_insecure_http=options.get("allow_insecure_http", False),
+        )
+        return cls._from_settings(settings, http_client, {**options, **from_environment})
+
+    @classmethod
+    def from_discovery(
+        cls,
+        issuer_or_metadata_url: str,
+        client_id: str,
+        client_secret: str | None = None,
+        *,
+        auth_method: str | None = None,
+        revocation_auth_method: str | None = None,
+        metadata_client: httpx.Client | None = None,
+        http_client: httpx.AsyncClient | httpx.Client | None = None,
+        **options: Unpack[TuningOptions],
+    ) -> Self:
+        """An introspector configured by the server's metadata (RFC 8414 / OpenID Discovery).
+
+        ``issuer_or_metadata_url``: the issuer (GenAuth: ``{app_host}/oidc``)
+        or the document's URL. The document must name that issuer. Without
+        ``auth_method``, one the server advertises is chosen. The document is
+        fetched once (synchronously: this runs at start-up, maybe before an
+        event loop exists) and cached; ``metadata_client`` is an
+        ``httpx.Client`` for that fetch. Raises ``ConfigurationError`` for a
+        wrong or refused document, ``AuthorizationServerUnavailable`` when the
+        server cannot be reached (retry the start-up later).
+        """
+        metadata = fetch_metadata(
+            issuer_or_metadata_url,
+            timeout=options.get("timeout", 5.0),
+            allow_insecure_http=options.get("allow_insecure_http", False),
+            http_client=metadata_client,
+        )
+        settings = discovered_settings(
+            metadata, client_id, client_secret, auth_method, revocation_auth_method
+        )
+        introspector = cls._from_settings(settings, http_client, options)
+        introspector.server_metadata = metadata
+        return introspector
+
+    @classmethod
+    def _from_settings(
+        cls,
+        settings: ClientSettings,
+        http_client: httpx.AsyncClient | httpx.Client | None,
+        options: TuningOptions,
+    ) -> Self:
+        driver_options: dict[str, Any] = {} if http_client is None else {"http_client": http_client}
+        return cls(
+            settings.introspection_endpoint,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            auth_method=settings.auth_method,
+            revocation_endpoint=settings.revocation_endpoint,
+            revocation_auth_method=settings.revocation_auth_method,
+            **options,
+            **driver_options,
+        )

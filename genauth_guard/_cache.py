@@ -1,6 +1,6 @@
 """The answer cache: TTL bounded by the token's own ``exp``, keyed by digests.
 
-The cache rule (DESIGN.md): an active answer lives ``min(cache_ttl, exp - now)``,
+The cache rule (``cache_lifetime``): an active answer lives ``min(cache_ttl, exp - now)``,
 an inactive one ``negative_cache_ttl`` (0: not kept), a failure never (it is
 never offered to the cache). Keys are SHA-256 digests of the token bound to
 the endpoint and client, so a raw token is never stored and two introspectors
@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from typing import Protocol
 
 from cachetools import TLRUCache
 
@@ -33,6 +34,38 @@ from ._token_info import INACTIVE, TokenInfo
 
 _Entry = tuple[TokenInfo, float, float]
 """(answer, fresh until, kept until), both times on the monotonic clock."""
+
+
+def cache_lifetime(
+    info: TokenInfo, wall_now: float, *, ttl: float, negative_ttl: float, leeway: float = 0.0
+) -> float:
+    """Seconds ``info`` may be kept from ``wall_now`` on (0 or less: not at all).
+
+    The cache rule, for every level: an active answer never past its ``exp``
+    nor longer than ``ttl``; an inactive one ``negative_ttl``.
+    """
+    if not info.active:
+        return negative_ttl
+    if info.exp is None:
+        return ttl
+    return min(ttl, info.exp + leeway - wall_now)
+
+
+class SharedCache(Protocol):
+    """A second cache level that several processes share (``shared_cache=``).
+
+    Keys are the local cache's digests; values are answers with the seconds
+    they may still be kept. The async introspector calls the ``a``-methods,
+    the sync one the plain ones. Any exception is a miss for the caller,
+    never a decision: the flow asks the authorization server instead.
+    """
+
+    async def aget(self, key: bytes) -> tuple[TokenInfo, float] | None: ...
+    async def aput(self, key: bytes, info: TokenInfo, ttl: float) -> None: ...
+    async def adelete(self, key: bytes) -> None: ...
+    def get(self, key: bytes) -> tuple[TokenInfo, float] | None: ...
+    def put(self, key: bytes, info: TokenInfo, ttl: float) -> None: ...
+    def delete(self, key: bytes) -> None: ...
 
 
 def namespace(*parts: str) -> bytes:
@@ -82,12 +115,10 @@ class TokenCache:
         )
 
     def lifetime(self, info: TokenInfo, wall_now: float) -> float:
-        """Seconds ``info`` may be kept from ``wall_now`` on (0 or less: not at all)."""
-        if not info.active:
-            return self.negative_ttl
-        if info.exp is None:
-            return self.ttl
-        return min(self.ttl, info.exp + self.leeway - wall_now)
+        """Seconds ``info`` may be kept from ``wall_now`` on (``cache_lifetime``)."""
+        return cache_lifetime(
+            info, wall_now, ttl=self.ttl, negative_ttl=self.negative_ttl, leeway=self.leeway
+        )
 
     def get(self, key: bytes) -> TokenInfo | None:
         """The cached answer for ``key``, re-checked against the clock; ``None`` on a miss."""
@@ -118,14 +149,18 @@ class TokenCache:
                 return None
         return info if info.is_usable_at(time.time(), self.leeway) else None
 
-    def put(self, key: bytes, info: TokenInfo) -> None:
+    def put(self, key: bytes, info: TokenInfo, *, max_lifetime: float | None = None) -> None:
         """Keep ``info`` as long as the cache rule allows (maybe not at all).
 
         Whatever the lifetime, the new answer replaces the old one: an
         inactive answer that is not kept still removes the active entry.
+        ``max_lifetime`` shortens it further (an answer from the shared cache
+        keeps the life it has left there, not a fresh one).
         """
         wall_now, monotonic_now = time.time(), time.monotonic()
         lifetime = self.lifetime(info, wall_now)
+        if max_lifetime is not None:
+            lifetime = min(lifetime, max_lifetime)
         fresh_until = kept_until = monotonic_now + lifetime
         if self.keep_stale and info.active and info.exp is not None:
             kept_until = monotonic_now + info.exp + self.leeway - wall_now

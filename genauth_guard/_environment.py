@@ -19,16 +19,18 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ._genauth import (
     APP_HOST_EXAMPLE,
-    DEFAULT_AUTH_METHOD,
     DEFAULT_PROTOCOL,
-    ClientSettings,
     GenAuthEndpoints,
-    OptionNames,
-    check_credentials,
     check_protocol,
     normalize_app_host,
 )
-from ._settings import check_endpoint_url
+from ._settings import (
+    DEFAULT_AUTH_METHOD,
+    ClientSettings,
+    OptionNames,
+    check_credentials,
+    check_endpoint_url,
+)
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:

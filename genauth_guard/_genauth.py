@@ -13,19 +13,22 @@ environment variable) the user has to change, and the values it accepts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final, Literal, get_args
 
 import httpx
 
-from ._client_auth import AuthMethod, check_auth_method
-from ._settings import check_endpoint_url
+from ._settings import (
+    DEFAULT_AUTH_METHOD,
+    ClientSettings,
+    check_credentials,
+    check_endpoint_url,
+)
 from .errors import ConfigurationError
 
 GenAuthProtocol = Literal["oidc", "oauth"]
 PROTOCOLS: Final[tuple[GenAuthProtocol, ...]] = get_args(GenAuthProtocol)
 DEFAULT_PROTOCOL: Final[GenAuthProtocol] = "oidc"
-DEFAULT_AUTH_METHOD: Final[AuthMethod] = "client_secret_post"
 APP_HOST_EXAMPLE = "https://YOUR_DOMAIN.genauth.ai"
 
 
@@ -118,83 +121,6 @@ def genauth_endpoints(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class ClientSettings:
-    """Where to send requests and as whom: what a constructor needs besides tuning."""
-
-    introspection_endpoint: str
-    client_id: str
-    client_secret: str | None = field(repr=False)
-    auth_method: AuthMethod = DEFAULT_AUTH_METHOD
-    revocation_endpoint: str | None = None
-    revocation_auth_method: AuthMethod = DEFAULT_AUTH_METHOD
-
-
-@dataclass(frozen=True, slots=True)
-class OptionNames:
-    """How the user spelled each setting, so errors name what they have to change."""
-
-    app_id: str = "app_id"
-    secret: str = "secret"
-    introspection_auth_method: str = "introspection_endpoint_auth_method"
-    revocation_auth_method: str = "revocation_endpoint_auth_method"
-
-
-def check_credentials(
-    app_id: object,
-    secret: object,
-    introspection_auth_method: object,
-    revocation_auth_method: object | None,
-    names: OptionNames = OptionNames(),
-) -> tuple[str, str | None, AuthMethod, AuthMethod]:
-    """Validated ``(app_id, secret, introspection method, revocation method)``.
-
-    The revocation method defaults to the introspection method: an
-    application usually authenticates one way, and a public client
-    (``none``) should not need a secret just because it might revoke.
-    Every problem found is in the one ``ConfigurationError``, a line each.
-    """
-    problems: list[str] = []
-    if not isinstance(app_id, str) or not app_id.strip():
-        problems.append(
-            f"{names.app_id} is not set: it must be the GenAuth application's App ID "
-            "(its client_id)."
-        )
-    if secret is not None and not isinstance(secret, str):
-        problems.append(f"{names.secret} must be a str (the application's App Secret).")
-    methods: dict[str, AuthMethod] = {}
-    for option, value in (
-        (names.introspection_auth_method, introspection_auth_method),
-        (names.revocation_auth_method, revocation_auth_method),
-    ):
-        try:
-            if value is not None:
-                methods[option] = check_auth_method(_as_str(value), option)
-        except ConfigurationError as exc:
-            problems.append(str(exc))
-    method = methods.get(names.introspection_auth_method, DEFAULT_AUTH_METHOD)
-    if introspection_auth_method is None or names.introspection_auth_method in methods:
-        # Only a valid (or default) method is inherited: an invalid one is reported
-        # above, not again as a revocation method the user never set.
-        methods.setdefault(names.revocation_auth_method, method)
-    revocation = methods.get(names.revocation_auth_method, method)
-    for option, used in methods.items():
-        if used != "none" and not secret:
-            problems.append(
-                f"{names.secret} is not set: {option}={used!r} needs the application's App "
-                f"Secret. Set it, or use {option}='none' if the application is a public client."
-            )
-            break
-    if problems:
-        raise ConfigurationError("\n".join(problems))
-    assert isinstance(app_id, str) and (secret is None or isinstance(secret, str))
-    return app_id.strip(), secret or None, method, revocation
-
-
-def _as_str(value: object) -> str:
-    return value if isinstance(value, str) else repr(value)
-
-
 def genauth_settings(
     app_id: str,
     secret: str | None,
@@ -221,12 +147,10 @@ def genauth_settings(
 
 
 __all__ = [
+    "DEFAULT_AUTH_METHOD",
     "PROTOCOLS",
-    "ClientSettings",
     "GenAuthEndpoints",
     "GenAuthProtocol",
-    "OptionNames",
-    "check_credentials",
     "check_protocol",
     "genauth_endpoints",
     "genauth_settings",

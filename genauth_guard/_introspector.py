@@ -1,12 +1,12 @@
-"""``Introspector``: the asyncio driver of the introspection protocol.
+"""``Introspector``: the asyncio runner of the introspection flow.
 
-One pooled ``httpx.AsyncClient`` (keep-alive), created on first use so the
-introspector can be built at import time, before any event loop runs.
-Concurrent requests for one uncached token share a single call: the call
-runs as its own task, so a request that gives up (client disconnect) does
-not cancel it for the others. Calls are bounded by an ``asyncio.Semaphore``
-(``max_concurrent_introspections``) that only the shared tasks take, so the
-limit counts calls to the server, not waiting requests.
+The flow (``_flow``) decides; this module waits. One pooled
+``httpx.AsyncClient`` (keep-alive), created on first use so the introspector
+can be built at import time, before any event loop runs. Concurrent requests
+for one uncached token share a single flow: it runs as its own task, so a
+request that gives up (client disconnect) does not cancel it for the others.
+Calls are bounded by an ``asyncio.Semaphore`` (``max_concurrent_introspections``)
+that only the flows take, so the limit counts calls, not waiting requests.
 """
 
 from __future__ import annotations
@@ -14,20 +14,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from types import TracebackType
-from typing import Unpack
+from typing import Any, Unpack
 
 import httpx
 
 from ._base import IntrospectorBase
+from ._flow import Answer, Exchange, Flow, SharedDelete, SharedGet, SharedPut, Step, TakeSlot, Wait
 from ._options import IntrospectorOptions
+from ._protocol import BoundedBody
 from ._token_info import TokenInfo
-from .errors import ConfigurationError, IntrospectionError
+from .errors import ConfigurationError
 
 
 class Introspector(IntrospectorBase):
     """Async RFC 7662 client with an exp-bounded cache and single flight.
 
-    See ``IntrospectorBase`` for the options; ``http_client`` is an
+    Options: ``docs/configuration.md``; ``http_client`` is an
     ``httpx.AsyncClient`` you own (and close) yourself.
     """
 
@@ -63,10 +65,99 @@ class Introspector(IntrospectorBase):
         self._bind_loop()
         task = self._inflight.get(key)
         if task is None:
-            task = asyncio.ensure_future(self._fetch(key, token))
+            task = asyncio.ensure_future(self._run(self.flow.introspection(key, token)))
             self._inflight[key] = task
             task.add_done_callback(self._forget_flight(key))
         return await asyncio.shield(task)
+
+    async def invalidate(self, token: str) -> None:
+        """Forget the cached answer for ``token``, in every level (the next request asks)."""
+        await self._run(self.flow.forget(self._key(token)))
+
+    async def revoke(self, token: str, token_type_hint: str | None = "access_token") -> None:
+        """Revoke ``token`` at the authorization server (RFC 7009) and forget its answer.
+
+        Raises ``RevocationError`` unless the server confirmed (200), and
+        ``ConfigurationError`` if no revocation endpoint is configured. An
+        introspection of the token already in flight is waited for, so its
+        answer (from before the revocation) cannot land in the cache after it.
+        """
+        self._check_revocable(token)
+        self._bind_loop()
+        key = self._key(token)
+        await self._run(self.flow.revocation(key, token, token_type_hint))
+        flight = self._inflight.get(key)
+        if flight is not None:
+            await asyncio.wait([flight], timeout=self.timeout)
+            await self._run(self.flow.forget(key))
+
+    # ------------------------------------------------------------ running a flow
+
+    async def _run(self, flow: Flow) -> Any:
+        """Perform ``flow``'s steps until it returns; what it raises is raised here."""
+        held = False
+        try:
+            step: Step = next(flow)
+            while True:
+                try:
+                    outcome = await self._perform(step)
+                    if type(step) is TakeSlot:
+                        held = bool(outcome)
+                except BaseException as exc:  # the flow decides; a cancel passes through it
+                    step = flow.throw(exc)
+                else:
+                    step = flow.send(outcome)
+        except StopIteration as done:
+            return done.value
+        finally:
+            if held:
+                self._slots.release()
+
+    async def _perform(self, step: Step) -> Any:
+        if type(step) is Exchange:
+            return await self._exchange(step.request)
+        if type(step) is TakeSlot:
+            return await self._take_slot(step.timeout)
+        if type(step) is Wait:
+            await asyncio.sleep(step.seconds)
+            return None
+        shared = self.shared_cache
+        assert shared is not None  # the flow only asks when there is one
+        if type(step) is SharedGet:
+            return await shared.aget(step.key)
+        if type(step) is SharedPut:
+            return await shared.aput(step.key, step.info, step.ttl)
+        if type(step) is SharedDelete:
+            return await shared.adelete(step.key)
+        raise TypeError(f"unknown flow step {step!r}")
+
+    async def _take_slot(self, wait_at_most: float) -> bool:
+        if not self._slots.locked():
+            await self._slots.acquire()  # free: no waiting, no timer
+            return True
+        try:
+            async with asyncio.timeout(wait_at_most):
+                await self._slots.acquire()
+        except TimeoutError:
+            return False
+        return True
+
+    async def _exchange(self, request: httpx.Request) -> Answer:
+        """Send one request; the status, headers and (bounded) body, within ``timeout``."""
+        request.extensions["timeout"] = self._timeout_extension
+        async with asyncio.timeout(self.timeout):
+            response = await self._http().send(request, stream=True)
+            try:
+                body = BoundedBody.for_response(response, self.max_response_bytes)
+                if not response.is_stream_consumed:
+                    async for chunk in response.aiter_raw():
+                        if body.feed(chunk):
+                            break
+            finally:
+                await response.aclose()
+        return Answer(response.status_code, response.headers, body.body())
+
+    # ------------------------------------------------------------ the client and the loop
 
     def _forget_flight(self, key: bytes) -> Callable[[asyncio.Task[TokenInfo]], None]:
         def done(task: asyncio.Task[TokenInfo]) -> None:
@@ -95,86 +186,9 @@ class Introspector(IntrospectorBase):
                 timeout=self.timeout,
                 follow_redirects=False,
                 trust_env=False,
-                limits=self._http_limits(),
+                limits=httpx.Limits(max_connections=self.max_concurrent_introspections),
             )
         return self._client
-
-    async def _fetch(self, key: bytes, token: str) -> TokenInfo:
-        """One introspection for the single flight: breaker, slot, attempts, outcome."""
-        try:
-            self.breaker.check()
-            await self._take_slot()
-            try:
-                info = await self._attempts(key, token)
-            except BaseException as exc:
-                self.breaker.record(exc, key)
-                raise
-            finally:
-                self._slots.release()
-            self.breaker.record(None)
-        except IntrospectionError as error:
-            return self._give_up(key, error)
-        return self._accept(key, info)
-
-    async def _take_slot(self) -> None:
-        if not self._slots.locked():
-            await self._slots.acquire()  # free: no waiting, no timer
-            return
-        try:
-            async with asyncio.timeout(self.queue_timeout):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise self._no_slot() from None
-        except BaseException:
-            self.breaker.release()
-            raise
-
-    async def _attempts(self, key: bytes, token: str) -> TokenInfo:
-        request = self._request(token)
-        attempt = 1
-        while True:
-            try:
-                return self._parse(key, *await self._exchange(request))
-            except Exception as exc:  # every failure of one attempt is judged, none escapes
-                error, delay = self._judge(key, exc, attempt)
-            if delay is None:
-                raise error
-            await asyncio.sleep(delay)
-            attempt += 1
-
-    async def _exchange(self, request: httpx.Request) -> tuple[int, httpx.Headers, bytes]:
-        """Send one request; the status, headers and (bounded) body, within ``timeout``."""
-        async with asyncio.timeout(self.timeout):
-            response = await self._http().send(request, stream=True)
-            try:
-                body = self._body(response)
-                if not response.is_stream_consumed:
-                    async for chunk in response.aiter_raw():
-                        if body.feed(chunk):
-                            break
-            finally:
-                await response.aclose()
-        return response.status_code, response.headers, body.body()
-
-    async def revoke(self, token: str, token_type_hint: str | None = "access_token") -> None:
-        """Revoke ``token`` at the authorization server (RFC 7009) and forget its answer.
-
-        Raises ``RevocationError`` unless the server confirmed (200), and
-        ``ConfigurationError`` if no revocation endpoint is configured. An
-        introspection of the token already in flight is waited for, so its
-        answer (from before the revocation) cannot land in the cache after it.
-        """
-        request = self._revocation_request(token, token_type_hint)
-        self._bind_loop()
-        try:
-            answer = await self._exchange(request)
-        except (IntrospectionError, httpx.HTTPError, TimeoutError, OSError) as exc:
-            raise self._revocation_failed(exc) from None
-        self._confirm_revocation(token, *answer)
-        flight = self._inflight.get(self._key(token))
-        if flight is not None:
-            await asyncio.wait([flight], timeout=self.timeout)
-            self.invalidate(token)
 
     async def aclose(self) -> None:
         """Close the HTTP client if the introspector created it."""

@@ -79,3 +79,19 @@ def token_rejected(key_hint: str, reason: str) -> None:
 def stale_served(key_hint: str) -> None:
     """``serve_stale_on_error`` answered from an old but unexpired cached answer."""
     logger.debug("token %s: served a stale cached answer while the server is failing", key_hint)
+
+
+_shared_warned = [-REPEAT_INTERVAL]
+
+
+def shared_cache_failed(what: str) -> None:
+    """The shared cache failed; the request goes on without it (WARNING once a minute)."""
+    now = time.monotonic()
+    loud = now - _shared_warned[0] >= REPEAT_INTERVAL
+    if loud:
+        _shared_warned[0] = now
+    logger.log(
+        logging.WARNING if loud else logging.DEBUG,
+        "shared cache failed (%s); answering from the local cache and the server",
+        what,
+    )

@@ -14,7 +14,6 @@ import re
 import time
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from types import MappingProxyType
 from typing import Any, NoReturn
@@ -22,7 +21,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from ._client_auth import AuthMethod, client_authentication
+from ._client_auth import ClientAuthentication
 from ._token_info import INACTIVE, TokenInfo
 from .errors import (
     AuthorizationServerUnavailable,
@@ -48,34 +47,26 @@ def _client_auth_hint(what: str) -> str:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class ClientCredentials:
-    """The resource server's own identity at the authorization server."""
-
-    client_id: str
-    client_secret: str | None = field(repr=False)
-    auth_method: AuthMethod = "client_secret_post"
-
-
 def token_request(
     url: str,
-    credentials: ClientCredentials,
+    auth: ClientAuthentication,
     token: str,
     token_type_hint: str | None = "access_token",
+    *,
+    accept: str = "application/json",
 ) -> httpx.Request:
     """The POST that asks about (RFC 7662 2.1) or revokes (RFC 7009 2.1) ``token``.
 
     Both endpoints take the same form: ``token``, an optional
-    ``token_type_hint``, and the client authentication.
+    ``token_type_hint``, and the client authentication (built afresh for
+    each request: a signed assertion is never sent twice).
     """
-    auth_headers, auth_fields = client_authentication(
-        credentials.auth_method, credentials.client_id, credentials.client_secret
-    )
+    auth_headers, auth_fields = auth.apply(url)
     fields = {"token": token}
     if token_type_hint:
         fields["token_type_hint"] = token_type_hint
     headers = {
-        "Accept": "application/json",
+        "Accept": accept,
         "Accept-Encoding": "identity",
         "Content-Type": "application/x-www-form-urlencoded",
         **auth_headers,
@@ -295,6 +286,19 @@ class BoundedBody:
             self._decoder = zlib.decompressobj()
         elif coding not in ("identity", "") and not self.truncate:
             raise _malformed(f"it is sent with Content-Encoding {coding[:32]!r}, not identity")
+
+    @classmethod
+    def for_response(cls, response: httpx.Response, limit: int) -> BoundedBody:
+        """The reader of a streamed ``response``'s body (raises if it is announced too large).
+
+        A transport that read the body already (``httpx.MockTransport``, test
+        doubles) hands it over decoded and whole; it is only bounded then.
+        """
+        if not response.is_stream_consumed:
+            return cls(response.status_code, response.headers, limit)
+        body = cls(response.status_code, {}, limit)
+        body.feed(response.content)
+        return body
 
     def feed(self, chunk: bytes) -> bool:
         """Add raw bytes; ``True`` once the body is complete enough (stop reading)."""

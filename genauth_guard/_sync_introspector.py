@@ -1,11 +1,13 @@
-"""``SyncIntrospector``: the threaded driver (WSGI, gunicorn threads, scripts).
+"""``SyncIntrospector``: the threaded runner of the introspection flow (WSGI, gunicorn threads).
 
-Same options, cache and protocol as ``Introspector`` (they live in
-``core.IntrospectorBase``); only the waiting differs. Single flight across
-threads: the first thread to miss a token makes the call, the others wait on
-a ``concurrent.futures.Future`` and get the same answer or the same failure.
-Calls are bounded by a ``threading.BoundedSemaphore``
-(``max_concurrent_introspections``) that only the calling thread takes.
+The flow (``_flow``) decides, exactly as for ``Introspector``; only the
+waiting differs. Single flight across threads: the first thread to miss a
+token runs the flow, the others wait on a ``concurrent.futures.Future`` and
+get the same answer or the same failure. Calls are bounded by a
+``threading.BoundedSemaphore`` (``max_concurrent_introspections``). Every
+call has one overall deadline, connect to last byte (``_deadline``): httpx's
+own timeouts restart with every byte, so a server trickling its headers
+would otherwise hold a thread, and every waiter, for hours.
 """
 
 from __future__ import annotations
@@ -15,21 +17,24 @@ import time
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_for_flights
 from types import TracebackType
-from typing import Unpack
+from typing import Any, Unpack
 
 import httpx
 
 from ._base import IntrospectorBase
 from ._deadline import send_with_deadline
+from ._flow import Answer, Exchange, Flow, SharedDelete, SharedGet, SharedPut, Step, TakeSlot, Wait
 from ._options import IntrospectorOptions
+from ._protocol import BoundedBody
 from ._token_info import TokenInfo
-from .errors import ConfigurationError, IntrospectionError
+from .errors import ConfigurationError
 
 
 class SyncIntrospector(IntrospectorBase):
     """Thread-safe RFC 7662 client with an exp-bounded cache and single flight.
 
-    ``http_client`` is an ``httpx.Client`` you own (and close) yourself.
+    Options: ``docs/configuration.md``; ``http_client`` is an ``httpx.Client``
+    you own (and close) yourself.
     """
 
     def __init__(
@@ -53,7 +58,7 @@ class SyncIntrospector(IntrospectorBase):
             timeout=self.timeout,
             follow_redirects=False,
             trust_env=False,
-            limits=self._http_limits(),
+            limits=httpx.Limits(max_connections=self.max_concurrent_introspections),
         )
         self._slots = threading.BoundedSemaphore(self.max_concurrent_introspections)
         self._flights_lock = threading.Lock()
@@ -84,7 +89,7 @@ class SyncIntrospector(IntrospectorBase):
         if not leader:
             return flight.result()
         try:
-            info = self._fetch(key, token)
+            info: TokenInfo = self._run(self.flow.introspection(key, token))
         except BaseException as exc:
             flight.set_exception(exc)
             raise
@@ -95,54 +100,9 @@ class SyncIntrospector(IntrospectorBase):
             with self._flights_lock:
                 del self._inflight[key]
 
-    def _fetch(self, key: bytes, token: str) -> TokenInfo:
-        """One introspection for the single flight: breaker, slot, attempts, outcome."""
-        try:
-            self.breaker.check()
-            if not self._slots.acquire(timeout=self.queue_timeout):
-                raise self._no_slot()
-            try:
-                info = self._attempts(key, token)
-            except BaseException as exc:
-                self.breaker.record(exc, key)
-                raise
-            finally:
-                self._slots.release()
-            self.breaker.record(None)
-        except IntrospectionError as error:
-            return self._give_up(key, error)
-        return self._accept(key, info)
-
-    def _attempts(self, key: bytes, token: str) -> TokenInfo:
-        request = self._request(token)
-        attempt = 1
-        while True:
-            try:
-                return self._parse(key, *self._exchange(request))
-            except Exception as exc:  # every failure of one attempt is judged, none escapes
-                error, delay = self._judge(key, exc, attempt)
-            if delay is None:
-                raise error
-            time.sleep(delay)
-            attempt += 1
-
-    def _exchange(self, request: httpx.Request) -> tuple[int, httpx.Headers, bytes]:
-        """Send one request; the status, headers and (bounded) body, within ``timeout``.
-
-        One overall deadline, connect to last byte (``deadline``): httpx's
-        own timeouts restart with every byte, so a server trickling its
-        headers would otherwise hold this thread, and every waiter, for hours.
-        """
-
-        def read(response: httpx.Response) -> tuple[int, httpx.Headers, bytes]:
-            body = self._body(response)
-            if not response.is_stream_consumed:
-                for chunk in response.iter_raw():
-                    if body.feed(chunk):
-                        break
-            return response.status_code, response.headers, body.body()
-
-        return send_with_deadline(self._client, request, self.timeout, read)
+    def invalidate(self, token: str) -> None:
+        """Forget the cached answer for ``token``, in every level (the next request asks)."""
+        self._run(self.flow.forget(self._key(token)))
 
     def revoke(self, token: str, token_type_hint: str | None = "access_token") -> None:
         """Revoke ``token`` at the authorization server (RFC 7009) and forget its answer.
@@ -152,17 +112,67 @@ class SyncIntrospector(IntrospectorBase):
         introspection of the token already in flight is waited for, so its
         answer (from before the revocation) cannot land in the cache after it.
         """
-        request = self._revocation_request(token, token_type_hint)
-        try:
-            answer = self._exchange(request)
-        except (IntrospectionError, httpx.HTTPError, OSError) as exc:
-            raise self._revocation_failed(exc) from None
-        self._confirm_revocation(token, *answer)
+        self._check_revocable(token)
+        key = self._key(token)
+        self._run(self.flow.revocation(key, token, token_type_hint))
         with self._flights_lock:
-            flight = self._inflight.get(self._key(token))
+            flight = self._inflight.get(key)
         if flight is not None:
             wait_for_flights([flight], timeout=self.timeout)
-            self.invalidate(token)
+            self._run(self.flow.forget(key))
+
+    # ------------------------------------------------------------ running a flow
+
+    def _run(self, flow: Flow) -> Any:
+        """Perform ``flow``'s steps until it returns; what it raises is raised here."""
+        held = False
+        try:
+            step: Step = next(flow)
+            while True:
+                try:
+                    outcome = self._perform(step)
+                    if type(step) is TakeSlot:
+                        held = bool(outcome)
+                except BaseException as exc:  # the flow decides what a failure means
+                    step = flow.throw(exc)
+                else:
+                    step = flow.send(outcome)
+        except StopIteration as done:
+            return done.value
+        finally:
+            if held:
+                self._slots.release()
+
+    def _perform(self, step: Step) -> Any:
+        if type(step) is Exchange:
+            return self._exchange(step.request)
+        if type(step) is TakeSlot:
+            return self._slots.acquire(timeout=step.timeout)
+        if type(step) is Wait:
+            time.sleep(step.seconds)
+            return None
+        shared = self.shared_cache
+        assert shared is not None  # the flow only asks when there is one
+        if type(step) is SharedGet:
+            return shared.get(step.key)
+        if type(step) is SharedPut:
+            return shared.put(step.key, step.info, step.ttl)
+        if type(step) is SharedDelete:
+            return shared.delete(step.key)
+        raise TypeError(f"unknown flow step {step!r}")
+
+    def _exchange(self, request: httpx.Request) -> Answer:
+        """Send one request; the status, headers and (bounded) body, within ``timeout``."""
+
+        def read(response: httpx.Response) -> Answer:
+            body = BoundedBody.for_response(response, self.max_response_bytes)
+            if not response.is_stream_consumed:
+                for chunk in response.iter_raw():
+                    if body.feed(chunk):
+                        break
+            return Answer(response.status_code, response.headers, body.body())
+
+        return send_with_deadline(self._client, request, self.timeout, read)
 
     def close(self) -> None:
         """Close the HTTP client if the introspector created it."""

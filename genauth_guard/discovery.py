@@ -38,9 +38,8 @@ import httpx
 
 from ._client_auth import AUTH_METHODS, AuthMethod, check_auth_method
 from ._deadline import send_with_deadline
-from ._genauth import ClientSettings, OptionNames, check_credentials
 from ._protocol import error_for_status, transport_error
-from ._settings import check_endpoint_url
+from ._settings import ClientSettings, OptionNames, check_credentials, check_endpoint_url
 from .errors import AuthorizationServerUnavailable, ConfigurationError
 
 logger = logging.getLogger("genauth_guard")

@@ -215,7 +215,7 @@ async def test_a_method_the_server_supports_is_chosen(
     with_secret = Introspector.from_discovery(f"{url}/oidc", "basic-only", "basic secret")
     public = Introspector.from_discovery(f"{url}/oidc", "public-only")
     assert with_secret.auth_method == "client_secret_basic"
-    assert with_secret.revocation_credentials.auth_method == "client_secret_basic"
+    assert with_secret.revocation_auth.method == "client_secret_basic"
     assert public.auth_method == "none"
     token = server.mint("carol", client_id="basic-only")
     async with with_secret, public:

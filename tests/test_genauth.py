@@ -274,7 +274,7 @@ def test_a_public_client_needs_no_secret_and_revokes_the_same_way() -> None:
         "app", None, "https://example.genauth.ai", introspection_endpoint_auth_method="none"
     )
     assert introspector.auth_method == "none"
-    assert introspector.revocation_credentials.auth_method == "none"
+    assert introspector.revocation_auth.method == "none"
 
 
 def test_tuning_options_and_repr_without_secret() -> None:
@@ -283,7 +283,7 @@ def test_tuning_options_and_repr_without_secret() -> None:
     )
     assert introspector.cache.ttl == 30 and introspector.timeout == 2
     assert "s3cr3t-value" not in repr(introspector)
-    assert "s3cr3t-value" not in repr(introspector.credentials)
+    assert "s3cr3t-value" not in repr(introspector.auth)
     assert "s3cr3t-value" not in str(introspector._describe())
     introspector.close()
 

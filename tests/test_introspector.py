@@ -161,7 +161,7 @@ async def test_invalidate_and_clear_forget_answers(auth_server: RunningAuthServe
     async with make(auth_server) as introspector:
         await introspector.introspect(token)
         auth_server.server.revoke(token)
-        introspector.invalidate(token)
+        await introspector.invalidate(token)
         assert not (await introspector.introspect(token)).active
         introspector.clear()
         assert len(introspector.cache) == 0
@@ -246,7 +246,7 @@ def test_repr_shows_no_secret() -> None:
         "https://as.example/introspect", client_id="c", client_secret="top-secret-value"
     )
     assert "top-secret-value" not in repr(introspector)
-    assert "top-secret-value" not in repr(introspector.credentials)
+    assert "top-secret-value" not in repr(introspector.auth)
 
 
 def test_token_info_is_immutable_and_hashable() -> None:

@@ -18,6 +18,7 @@ import time
 import zlib
 from typing import Any
 
+import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,6 +30,7 @@ from genauth_guard import (
     Rejection,
 )
 from genauth_guard._bearer import extract_bearer
+from genauth_guard._flow import Answer
 from genauth_guard._policy import GuardPolicy
 from genauth_guard._protocol import BoundedBody, parse_introspection_response
 
@@ -206,10 +208,10 @@ ruled = Introspector("https://as.example/introspect", client_id="rs", client_sec
 def test_with_claim_rules_an_accepted_answer_also_satisfies_every_rule(
     status: int, body: bytes
 ) -> None:
-    """Through ``_parse``, the very function both drivers call on every answer."""
+    """Through the flow's ``_parse``, which every answer of both drivers goes through."""
     earliest = time.time()
     try:
-        info = ruled._parse(b"\0" * 32, status, {}, body)
+        info = ruled.flow._parse(b"\0" * 32, Answer(status, httpx.Headers(), body))
     except IntrospectionError:
         return
     latest = time.time()

@@ -34,7 +34,7 @@ from genauth_guard import (
     Introspector,
     SyncIntrospector,
 )
-from genauth_guard._protocol import ClientCredentials
+from genauth_guard._client_auth import ClientCredentials, ClientSecretBasic, ClientSecretPost
 
 from .conftest import RunningAuthServer
 from .fault_upstream import FaultyUpstream, faulty_upstream
@@ -138,7 +138,7 @@ async def drive_async(upstream: FaultyUpstream, raised: list[BaseException]) -> 
             await ruled.introspect(bad)
         except GenAuthGuardError as exc:
             raised.append(exc)
-    answers += [repr(introspector), repr(ruled), repr(introspector.credentials)]
+    answers += [repr(introspector), repr(ruled), repr(introspector.auth)]
     answers += [repr(introspector.breaker), repr(introspector.retry), repr(ruled.rules)]
     await introspector.aclose()
     await ruled.aclose()
@@ -173,7 +173,9 @@ def drive_sync(
                 wrong.introspect(TOKEN)
             except IntrospectionError as exc:
                 raised.append(exc)
-    answers.append(repr(ClientCredentials(CLIENT_ID, SECRET, "client_secret_basic")))
+    answers.append(repr(ClientCredentials(CLIENT_ID, SECRET)))
+    answers.append(repr(ClientSecretBasic(CLIENT_ID, SECRET)))
+    answers.append(repr(ClientSecretPost(CLIENT_ID, SECRET)))
     return answers
 
 
