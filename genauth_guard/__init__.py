@@ -5,12 +5,14 @@ bearer token is active, cache the answer no longer than the token lives, and
 hand the route the token's subject and scopes.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._challenge import Rejection
 from ._introspector import Introspector
-from ._middleware import GenAuthGuard, TokenUser
 from ._scopes import get_token_info, require_scopes
 from ._sync_introspector import SyncIntrospector
 from ._token_info import TokenInfo
+from ._verifier import SyncTokenVerifier, TokenVerifier
 from .discovery import ServerMetadata
 from .errors import (
     AuthorizationServerUnavailable,
@@ -23,6 +25,20 @@ from .errors import (
     InvalidRequest,
     RevocationError,
 )
+
+if TYPE_CHECKING:
+    from ._middleware import GenAuthGuard, TokenUser
+
+_STARLETTE_NAMES = frozenset({"GenAuthGuard", "TokenUser"})
+
+
+def __getattr__(name: str) -> Any:
+    """The ASGI guard is imported on first use: a WSGI app never loads Starlette."""
+    if name in _STARLETTE_NAMES:
+        from . import _middleware
+
+        return getattr(_middleware, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "AuthorizationServerUnavailable",
@@ -39,8 +55,10 @@ __all__ = [
     "RevocationError",
     "ServerMetadata",
     "SyncIntrospector",
+    "SyncTokenVerifier",
     "TokenInfo",
     "TokenUser",
+    "TokenVerifier",
     "get_token_info",
     "require_scopes",
 ]

@@ -20,6 +20,7 @@ from ._challenge import (
     missing_token,
     unavailable,
 )
+from ._request_view import RequestView
 from ._token_info import TokenInfo
 from .errors import ConfigurationError, IntrospectionError, InvalidRequest
 
@@ -127,7 +128,11 @@ class GuardPolicy:
             return invalid_request(str(exc))
         return missing_token() if token is None else token
 
-    def check(self, info: TokenInfo) -> Rejection | None:
+    def token_of(self, request: RequestView) -> str | Rejection:
+        """``token`` for a request seen through its framework-neutral view."""
+        return self.token(request.authorization(), request.query_string())
+
+    def check(self, info: TokenInfo, request: RequestView | None = None) -> Rejection | None:
         """The rejection for this answer, or ``None`` when the request may pass.
 
         Runs on every request, cached answer or not: scopes are never cached

@@ -14,25 +14,17 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from starlette.exceptions import HTTPException
-from starlette.requests import HTTPConnection, Request
-from starlette.responses import Response
-from starlette.websockets import WebSocket
-
 from ._challenge import Rejection
 from ._policy import missing_scopes, scope_set
+from ._request_view import ENVIRON_KEY, REALM_KEY, SCOPE_KEY
+from ._responses import WebSocketRefusal, find_request, http_exception, starlette_response
 from ._token_info import INACTIVE, TokenInfo
-from ._wsgi_views import Responder, find_wsgi_request
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
-SCOPE_KEY = "token_info"
-ENVIRON_KEY = "genauth_guard.token_info"
-REALM_KEY = "genauth_guard.realm"
 DEFAULT_REALM = "api"
 _POSITIONAL_OR_KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
-WEBSOCKET_POLICY_VIOLATION = 1008
 
 
 def _lookup(request: Any, key: str, kind: type[T]) -> T | None:
@@ -64,11 +56,9 @@ def guard_realm(request: Any) -> str:
     return _lookup(request, REALM_KEY, str) or DEFAULT_REALM
 
 
-def rejection_response(rejection: Rejection, realm: str = DEFAULT_REALM) -> Response:
+def rejection_response(rejection: Rejection, realm: str = DEFAULT_REALM) -> Any:
     """A Starlette response for ``rejection``."""
-    return Response(
-        rejection.body(), status_code=rejection.status, headers=dict(rejection.headers(realm))
-    )
+    return starlette_response(rejection, realm)
 
 
 class ScopeRequirement:
@@ -83,8 +73,17 @@ class ScopeRequirement:
     def __init__(self, scopes: frozenset[str], realm: str | None) -> None:
         self.scopes = scopes
         self.realm = realm
-        # What FastAPI reads to know what to inject when used as a dependency.
-        self.__signature__ = inspect.Signature(
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        """What FastAPI reads to know what to inject when used as a dependency.
+
+        A property, so Starlette is imported only by apps that ask (FastAPI
+        ones), never by a WSGI app decorating its views.
+        """
+        from starlette.requests import Request
+
+        return inspect.Signature(
             [inspect.Parameter("request", _POSITIONAL_OR_KEYWORD, annotation=Request)],
             return_annotation=TokenInfo,
         )
@@ -94,28 +93,24 @@ class ScopeRequirement:
         return missing_scopes(info or INACTIVE, self.scopes)
 
     def __call__(self, target: Any = None, *, request: Any = None) -> Any:
-        if request is not None or isinstance(target, HTTPConnection):
+        if request is not None or _is_starlette_connection(target):
             # FastAPI calls dependencies with keywords: Depends(...) passes request=.
             return self._dependency(request if request is not None else target)
         if callable(target):
             return self._decorate(target)
         raise TypeError("require_scopes(...) decorates an endpoint or is used as Depends(...)")
 
-    def _dependency(self, request: HTTPConnection) -> TokenInfo:
+    def _dependency(self, request: Any) -> TokenInfo:
         info = get_token_info(request) or INACTIVE
         rejection = self.rejection(info)
         if rejection is not None:
-            raise HTTPException(
-                rejection.status,
-                rejection.description,
-                headers=dict(rejection.headers(self.realm or guard_realm(request))),
-            )
+            raise http_exception(rejection, self.realm or guard_realm(request))
         return info
 
     def _decorate(self, endpoint: F) -> F:
         def denied(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             """The framework's 403 response, or ``None`` when the endpoint may run."""
-            request, respond = _find_connection(args, kwargs)
+            request, respond = find_request(args, kwargs)
             rejection = self.rejection(get_token_info(request))
             if rejection is None:
                 return None
@@ -128,7 +123,7 @@ class ScopeRequirement:
                 response = denied(args, kwargs)
                 if response is None:
                     return await endpoint(*args, **kwargs)
-                if isinstance(response, _WebSocketRefusal):
+                if isinstance(response, WebSocketRefusal):
                     await response.close()
                     return None
                 return response
@@ -140,54 +135,17 @@ class ScopeRequirement:
             response = denied(args, kwargs)
             if response is None:
                 return endpoint(*args, **kwargs)
-            if isinstance(response, _WebSocketRefusal):
+            if isinstance(response, WebSocketRefusal):
                 return response.close()  # a coroutine: what runs a WebSocket endpoint awaits
             return response
 
         return sync_wrapper  # type: ignore[return-value]
 
 
-class _WebSocketRefusal:
-    """What a refused WebSocket gets instead of a response: a close before accept.
-
-    The ASGI server answers the handshake with 403; the endpoint never runs.
-    """
-
-    def __init__(self, websocket: WebSocket, rejection: Rejection) -> None:
-        self.websocket = websocket
-        self.reason = rejection.error or "insufficient_scope"
-
-    async def close(self) -> None:
-        await self.websocket.close(code=WEBSOCKET_POLICY_VIOLATION, reason=self.reason)
-
-
-def _refuse_websocket(websocket: WebSocket) -> Responder:
-    def respond(rejection: Rejection, realm: str) -> _WebSocketRefusal:
-        return _WebSocketRefusal(websocket, rejection)
-
-    return respond
-
-
-def _find_connection(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Responder]:
-    """The request an endpoint was called with, and how its framework takes a 403.
-
-    Starlette's ``WebSocket`` and ``Request`` first; then Django, werkzeug,
-    Flask (no request argument) and bare WSGI apps, recognised without
-    importing any of them.
-    """
-    for value in (*args, *kwargs.values()):
-        if isinstance(value, WebSocket):
-            return value, _refuse_websocket(value)
-        if isinstance(value, HTTPConnection):
-            return value, rejection_response
-    found = find_wsgi_request(args, kwargs)
-    if found is not None:
-        return found
-    raise TypeError(
-        "require_scopes: found no request to check; decorate a Starlette endpoint or a "
-        "Django view (both take the request), a Flask view (called in a request context) "
-        "or a WSGI app (environ, start_response); in FastAPI use Depends(require_scopes(...))."
-    )
+def _is_starlette_connection(value: object) -> bool:
+    """A Starlette ``Request``/``WebSocket`` (FastAPI passes one positionally), by shape."""
+    scope = getattr(value, "scope", None)
+    return isinstance(scope, Mapping) and scope.get("type") in ("http", "websocket")
 
 
 def require_scopes(*scopes: str, realm: str | None = None) -> ScopeRequirement:

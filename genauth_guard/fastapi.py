@@ -20,10 +20,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ._challenge import Rejection, missing_token
+from ._challenge import missing_token
+from ._responses import http_exception
 from ._scopes import get_token_info, guard_realm, require_scopes
 from ._token_info import TokenInfo
 
@@ -56,20 +57,13 @@ def require_token(*scopes: str, realm: str | None = None) -> Callable[..., Token
         answer_realm = realm or guard_realm(request)
         info = get_token_info(request)
         if info is None or not info.active:
-            raise _http_error(missing_token(), answer_realm)
+            raise http_exception(missing_token(), answer_realm)
         rejection = requirement.rejection(info) if requirement is not None else None
         if rejection is not None:
-            raise _http_error(rejection, answer_realm)
+            raise http_exception(rejection, answer_realm)
         return info
 
     return token_info
-
-
-def _http_error(rejection: Rejection, realm: str) -> HTTPException:
-    """The RFC 6750 answer (status and ``WWW-Authenticate``) as FastAPI's exception."""
-    return HTTPException(
-        rejection.status, rejection.description, headers=dict(rejection.headers(realm))
-    )
 
 
 __all__ = ["bearer_scheme", "require_token"]

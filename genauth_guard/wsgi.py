@@ -8,53 +8,28 @@ calls ``start_response``, so both middlewares answer every request alike.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Unpack
 
-from ._bearer import DEFAULT_MAX_TOKEN_LENGTH, split_credentials
+from ._bearer import DEFAULT_MAX_TOKEN_LENGTH
 from ._challenge import Rejection
 from ._logging import logger
 from ._policy import GuardOptions, GuardPolicy
-from ._scopes import ENVIRON_KEY, REALM_KEY
-from ._sync_introspector import SyncIntrospector
+from ._request_view import ENVIRON_KEY, REALM_KEY, WsgiRequest, wsgi_authorization, wsgi_path
+from ._responses import answer_wsgi
 from ._token_info import TokenInfo
-from ._wsgi_views import answer_wsgi
-from .errors import ConfigurationError, IntrospectionError
+from ._verifier import SyncTokenVerifier, check_sync_verifier
+from .errors import IntrospectionError
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 __all__ = ["ENVIRON_KEY", "GenAuthGuardWSGI", "authorization_values", "request_path"]
 
-
-def authorization_values(environ: WSGIEnvironment) -> list[str]:
-    """The request's ``Authorization`` credentials, one per header it sent.
-
-    WSGI has room for one value per header, so servers fold repeated headers
-    into one, joined by commas (werkzeug, gunicorn); ``split_credentials``
-    splits them again, as it splits every value the ASGI guard sees, so a
-    request with two headers is refused as such on both. (A server that
-    keeps only the last header hides the first one from every WSGI app;
-    nothing here can see it.)
-    """
-    value = environ.get("HTTP_AUTHORIZATION")
-    if not isinstance(value, str):
-        return []
-    return split_credentials(value)
-
-
-def request_path(environ: WSGIEnvironment) -> str:
-    """The path the application routes on, decoded the way werkzeug and Django decode it.
-
-    ``PATH_INFO`` (below ``SCRIPT_NAME``, where the app is mounted) holds the
-    URL-decoded bytes as latin-1; routes, and ``exclude_paths``, are UTF-8.
-    """
-    path = environ.get("PATH_INFO") or "/"
-    try:
-        return str(path.encode("latin-1").decode("utf-8", "replace"))
-    except UnicodeEncodeError:  # a server that already decoded it
-        return str(path)
+authorization_values = wsgi_authorization
+"""The request's ``Authorization`` credentials, one per header (folded headers split)."""
+request_path = wsgi_path
+"""The path the application routes on (``PATH_INFO``, below ``SCRIPT_NAME``), decoded."""
 
 
 class GenAuthGuardWSGI:
@@ -76,31 +51,23 @@ class GenAuthGuardWSGI:
         self,
         app: WSGIApplication,
         *,
-        introspector: SyncIntrospector,
+        introspector: SyncTokenVerifier,
         **options: Unpack[GuardOptions],
     ) -> None:
-        introspect = getattr(introspector, "introspect", None)
-        if not callable(introspect) or inspect.iscoroutinefunction(introspect):
-            raise ConfigurationError(
-                "GenAuthGuardWSGI needs a SyncIntrospector (an object whose introspect(token) "
-                f"is a plain method), got {type(introspector).__name__}; build "
-                "SyncIntrospector(...) with the same options (the async Introspector is for "
-                "ASGI apps and GenAuthGuard)."
-            )
         self.app = app
-        self.introspector = introspector
+        self.introspector = check_sync_verifier(introspector)
         max_length = getattr(introspector, "max_token_length", DEFAULT_MAX_TOKEN_LENGTH)
         self.policy = GuardPolicy(max_token_length=max_length, **options)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        path = request_path(environ)
+        request = WsgiRequest(environ)
         # Even on excluded paths: require_scopes answers in the same realm.
         environ[REALM_KEY] = self.policy.realm
-        if self.policy.is_excluded(path):
+        if self.policy.is_excluded(request.path):
             return self.app(environ, start_response)
-        outcome = self._authenticate(environ)
+        outcome = self._authenticate(request)
         if isinstance(outcome, Rejection):
-            logger.debug("rejected %s %s: %s", environ.get("REQUEST_METHOD"), path, outcome.status)
+            logger.debug("rejected %s %s: %s", request.method, request.path, outcome.status)
             return answer_wsgi(outcome, self.policy.realm, start_response)
         environ[ENVIRON_KEY] = outcome
         environ["AUTH_TYPE"] = "Bearer"
@@ -111,12 +78,12 @@ class GenAuthGuardWSGI:
             environ.pop("REMOTE_USER", None)
         return self.app(environ, start_response)
 
-    def _authenticate(self, environ: WSGIEnvironment) -> TokenInfo | Rejection:
-        token = self.policy.token(authorization_values(environ), environ.get("QUERY_STRING", ""))
+    def _authenticate(self, request: WsgiRequest) -> TokenInfo | Rejection:
+        token = self.policy.token_of(request)
         if isinstance(token, Rejection):
             return token
         try:
             info = self.introspector.introspect(token)
         except IntrospectionError as error:
             return self.policy.failure(error)
-        return self.policy.check(info) or info
+        return self.policy.check(info, request) or info

@@ -1,0 +1,63 @@
+"""What a guard needs of the object that checks tokens: one ``introspect`` method.
+
+The guards accept any object of this shape, not only the introspectors of
+this package: a verifier with its own cache, a test double, a wrapper that
+adds metrics. ``GenAuthGuard`` needs ``async def introspect``,
+``GenAuthGuardWSGI`` a plain ``def introspect``; both are checked when the
+guard is built, so a wrong driver is a ``ConfigurationError`` at start-up,
+not a 500 on every request.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Protocol, runtime_checkable
+
+from ._token_info import TokenInfo
+from .errors import ConfigurationError
+
+
+@runtime_checkable
+class TokenVerifier(Protocol):
+    """An async token checker: ``Introspector``, or anything shaped like it.
+
+    ``introspect`` returns the ``TokenInfo`` (inactive for a bad token) or
+    raises ``IntrospectionError`` when nobody can tell (the guard answers 503).
+    """
+
+    async def introspect(self, token: str) -> TokenInfo: ...
+
+
+@runtime_checkable
+class SyncTokenVerifier(Protocol):
+    """A blocking token checker for WSGI: ``SyncIntrospector``, or anything shaped like it."""
+
+    def introspect(self, token: str) -> TokenInfo: ...
+
+
+def check_async_verifier(verifier: object) -> TokenVerifier:
+    """``verifier`` if its ``introspect`` is a coroutine function, else ``ConfigurationError``."""
+    if not inspect.iscoroutinefunction(getattr(verifier, "introspect", None)):
+        raise ConfigurationError(
+            "GenAuthGuard needs an async introspector (an object whose introspect(token) "
+            f"is a coroutine function), got {type(verifier).__name__}; build "
+            "Introspector(...) with the same options (SyncIntrospector is for WSGI apps "
+            "and GenAuthGuardWSGI)."
+        )
+    return verifier  # type: ignore[return-value]
+
+
+def check_sync_verifier(verifier: object) -> SyncTokenVerifier:
+    """``verifier`` if its ``introspect`` is a plain callable, else ``ConfigurationError``."""
+    introspect = getattr(verifier, "introspect", None)
+    if inspect.iscoroutinefunction(introspect):
+        raise ConfigurationError(
+            "GenAuthGuardWSGI needs a SyncIntrospector (the async Introspector is for ASGI "
+            "apps and GenAuthGuard); build SyncIntrospector(...) with the same options."
+        )
+    if not callable(introspect):
+        raise ConfigurationError(
+            "GenAuthGuardWSGI needs an introspector (an object with introspect(token)), got "
+            f"{type(verifier).__name__}; build SyncIntrospector(...)."
+        )
+    return verifier  # type: ignore[return-value]
