@@ -5,7 +5,7 @@ bearer token is active, cache the answer no longer than the token lives, and
 hand the route the token's subject and scopes.
 """
 
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
 from ._challenge import Rejection
 from ._introspector import Introspector
@@ -26,19 +26,20 @@ from .errors import (
     RevocationError,
 )
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from ._middleware import GenAuthGuard, TokenUser
 
 _STARLETTE_NAMES = frozenset({"GenAuthGuard", "TokenUser"})
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     """The ASGI guard is imported on first use: a WSGI app never loads Starlette."""
     if name in _STARLETTE_NAMES:
         from . import _middleware
 
         return getattr(_middleware, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AuthorizationServerUnavailable",

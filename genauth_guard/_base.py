@@ -250,7 +250,7 @@ class IntrospectorBase:
         """An introspector configured by ``{prefix}*`` environment variables.
 
         ``GENAUTH_APP_ID``, ``GENAUTH_APP_SECRET``, ``GENAUTH_APP_HOST``,
-        ``GENAUTH_PROTOCOL``... (the README lists them all); unset ones take
+        ``GENAUTH_PROTOCOL``... (``docs/configuration.md`` lists them all); unset ones take
         ``from_genauth``'s defaults. ``options`` are defaults the environment
         overrides, so operators can tune a deployed app without a code change.
         ``environ`` replaces ``os.environ`` (tests, secrets loaded elsewhere).

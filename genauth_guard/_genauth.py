@@ -83,7 +83,7 @@ def normalize_app_host(
 
 @dataclass(frozen=True, slots=True)
 class GenAuthEndpoints:
-    """The URLs GenAuth serves an application's ``protocol`` at (see GENAUTH.md)."""
+    """The URLs GenAuth serves an application's ``protocol`` at (``docs/genauth.md``)."""
 
     app_host: str
     protocol: GenAuthProtocol

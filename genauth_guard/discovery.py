@@ -42,6 +42,8 @@ from ._protocol import error_for_status, transport_error
 from ._settings import ClientSettings, OptionNames, check_credentials, check_endpoint_url
 from .errors import AuthorizationServerUnavailable, ConfigurationError
 
+__all__ = ["METADATA_CACHE_TTL", "ServerMetadata", "clear_metadata_cache", "fetch_metadata"]
+
 logger = logging.getLogger("genauth_guard")
 
 METADATA_CACHE_TTL = 3600.0

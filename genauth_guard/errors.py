@@ -6,6 +6,18 @@ contains a token or a client secret: messages end up in logs.
 
 from __future__ import annotations
 
+__all__ = [
+    "AuthorizationServerUnavailable",
+    "ClientAuthenticationError",
+    "ConfigurationError",
+    "GenAuthGuardError",
+    "IntrospectionError",
+    "IntrospectionRequestRejected",
+    "InvalidIntrospectionResponse",
+    "InvalidRequest",
+    "RevocationError",
+]
+
 
 class GenAuthGuardError(Exception):
     """Base class of every error this package raises on purpose."""
