@@ -50,6 +50,15 @@ def _checked_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return {**DEFAULTS, **options}
 
 
+def check_http_client(client: object, expected: type, driver: str, other: str) -> None:
+    """Refuse, at construction, an httpx client of the other driver's kind."""
+    if client is not None and not isinstance(client, expected):
+        raise ConfigurationError(
+            f"{driver} needs an {expected.__module__}.{expected.__name__} as http_client, not "
+            f"{type(client).__name__}; pass one, or give your client to {other}."
+        )
+
+
 class IntrospectorBase:
     """Options, parts and the cached lookup shared by ``Introspector`` and ``SyncIntrospector``.
 

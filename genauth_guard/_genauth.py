@@ -16,13 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal, get_args
 
-import httpx
-
 from ._settings import (
     DEFAULT_AUTH_METHOD,
     ClientSettings,
     check_credentials,
     check_endpoint_url,
+    parse_http_url,
 )
 from .errors import ConfigurationError
 
@@ -56,14 +55,7 @@ def normalize_app_host(
             f"{option} is required: the GenAuth application's host, like {APP_HOST_EXAMPLE}."
         )
     text = app_host.strip()
-    try:
-        url = httpx.URL(text)
-    except (httpx.InvalidURL, TypeError) as exc:
-        raise ConfigurationError(f"{option}={text!r} is not a valid URL: {exc}.") from None
-    if url.scheme not in ("https", "http") or not url.host:
-        raise ConfigurationError(
-            f"{option}={text!r} must be an absolute https:// URL like {APP_HOST_EXAMPLE}."
-        )
+    url = parse_http_url(text, option, APP_HOST_EXAMPLE)
     check_endpoint_url(text, option, allow_insecure_http=allow_insecure_http)
     path = url.path.rstrip("/")
     if url.query or "?" in text:

@@ -18,12 +18,11 @@ from typing import Any, Unpack
 
 import httpx
 
-from ._base import IntrospectorBase
+from ._base import IntrospectorBase, check_http_client
 from ._flow import Answer, Exchange, Flow, SharedDelete, SharedGet, SharedPut, Step, TakeSlot, Wait
 from ._options import IntrospectorOptions
 from ._protocol import BoundedBody
 from ._token_info import TokenInfo
-from .errors import ConfigurationError
 
 
 class Introspector(IntrospectorBase):
@@ -40,12 +39,12 @@ class Introspector(IntrospectorBase):
         http_client: httpx.AsyncClient | None = None,
         **options: Unpack[IntrospectorOptions],
     ) -> None:
-        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
-            raise ConfigurationError(
-                f"Introspector needs an httpx.AsyncClient as http_client, not "
-                f"{type(http_client).__name__}; pass httpx.AsyncClient(...), or give your "
-                "httpx.Client to SyncIntrospector (the driver for WSGI and threads)."
-            )
+        check_http_client(
+            http_client,
+            httpx.AsyncClient,
+            "Introspector",
+            "SyncIntrospector (the driver for WSGI and threads)",
+        )
         super().__init__(introspection_endpoint, **options)
         self._own_client = http_client is None
         self._client = http_client

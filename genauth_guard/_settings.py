@@ -46,21 +46,29 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def parse_http_url(url: object, option: str, example: str) -> httpx.URL:
+    """``url`` parsed, if it is an absolute http(s) URL; else a ``ConfigurationError``.
+
+    ``example`` shows the user what the option should look like.
+    """
+    try:
+        parsed = httpx.URL(url)  # type: ignore[arg-type]
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ConfigurationError(f"{option}={url!r} is not a valid URL: {exc}.") from None
+    if parsed.scheme not in ("https", "http") or not parsed.host:
+        raise ConfigurationError(
+            f"{option}={url!r} must be an absolute https:// URL, for example {example}."
+        )
+    return parsed
+
+
 def check_endpoint_url(url: str, option: str, *, allow_insecure_http: bool = False) -> str:
     """``url`` if it is an absolute https URL (or http on loopback); else ``ConfigurationError``.
 
     Tokens and client secrets travel in these requests: plain http would hand
     them to anyone on the path.
     """
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError) as exc:
-        raise ConfigurationError(f"{option}={url!r} is not a valid URL: {exc}.") from None
-    if parsed.scheme not in ("https", "http") or not parsed.host:
-        raise ConfigurationError(
-            f"{option}={url!r} must be an absolute https:// URL, for example "
-            "https://example.genauth.ai/oidc/token/introspection."
-        )
+    parsed = parse_http_url(url, option, "https://example.genauth.ai/oidc/token/introspection")
     if parsed.userinfo:
         raise ConfigurationError(
             f"{option} must not carry credentials in the URL; pass client_id and "

@@ -21,13 +21,12 @@ from typing import Any, Unpack
 
 import httpx
 
-from ._base import IntrospectorBase
+from ._base import IntrospectorBase, check_http_client
 from ._deadline import send_with_deadline
 from ._flow import Answer, Exchange, Flow, SharedDelete, SharedGet, SharedPut, Step, TakeSlot, Wait
 from ._options import IntrospectorOptions
 from ._protocol import BoundedBody
 from ._token_info import TokenInfo
-from .errors import ConfigurationError
 
 
 class SyncIntrospector(IntrospectorBase):
@@ -44,12 +43,9 @@ class SyncIntrospector(IntrospectorBase):
         http_client: httpx.Client | None = None,
         **options: Unpack[IntrospectorOptions],
     ) -> None:
-        if http_client is not None and not isinstance(http_client, httpx.Client):
-            raise ConfigurationError(
-                f"SyncIntrospector needs an httpx.Client as http_client, not "
-                f"{type(http_client).__name__}; pass httpx.Client(...), or give your "
-                "httpx.AsyncClient to Introspector (the driver for ASGI apps)."
-            )
+        check_http_client(
+            http_client, httpx.Client, "SyncIntrospector", "Introspector (the driver for ASGI apps)"
+        )
         super().__init__(introspection_endpoint, **options)
         self._own_client = http_client is None
         # verify=True (httpx's default) on purpose: TLS is checked unless the
