@@ -23,7 +23,7 @@ from ._cache import TokenCache, cache_key, namespace
 from ._client_auth import ClientCredentials, check_auth_method, client_authentication
 from ._environment import settings_from_env
 from ._flow import FlowSettings, IntrospectionFlow
-from ._genauth import DEFAULT_AUTH_METHOD, DEFAULT_PROTOCOL, genauth_settings
+from ._genauth import DEFAULT_AUTH_METHOD, DEFAULT_PROTOCOL, genauth_endpoints, genauth_settings
 from ._options import DEFAULTS, PARTS, IntrospectorOptions, TuningOptions
 from ._resilience import CircuitBreaker, RetryPolicy
 from ._settings import ClientSettings, check_endpoint_url, non_negative, positive_int
@@ -48,6 +48,17 @@ def _checked_options(options: Mapping[str, Any]) -> dict[str, Any]:
                 f"pass either {part}= or its shortcut options ({', '.join(given)}), not both."
             )
     return {**DEFAULTS, **options}
+
+
+def _userinfo_endpoint(metadata: ServerMetadata) -> str:
+    """The discovery document's ``userinfo_endpoint`` (``from_discovery(userinfo=True)``)."""
+    endpoint = metadata.document.get("userinfo_endpoint")
+    if not isinstance(endpoint, str):
+        raise ConfigurationError(
+            f"userinfo=True, but the discovery document at {metadata.url} names no "
+            "userinfo_endpoint; pass userinfo_endpoint= yourself, or drop userinfo=True."
+        )
+    return endpoint
 
 
 def check_http_client(client: object, expected: type, driver: str, other: str) -> None:
@@ -93,6 +104,13 @@ class IntrospectorBase:
             )
         elif o["revocation_auth_method"] is not None:
             check_auth_method(o["revocation_auth_method"], "revocation_auth_method")
+        userinfo = o["userinfo_endpoint"]
+        self.userinfo_endpoint = (
+            None
+            if userinfo is None
+            else check_endpoint_url(userinfo, "userinfo_endpoint", allow_insecure_http=insecure)
+        )
+        self.require_userinfo = bool(o["require_userinfo"])
         self.token_type_hint = o["token_type_hint"] or None
         self.timeout = non_negative("timeout", o["timeout"])
         if self.timeout == 0:
@@ -138,6 +156,8 @@ class IntrospectorBase:
                 max_concurrent_introspections=self.max_concurrent_introspections,
                 queue_timeout=self.queue_timeout,
                 serve_stale_on_error=self.serve_stale_on_error,
+                userinfo_endpoint=self.userinfo_endpoint,
+                require_userinfo=self.require_userinfo,
             ),
             cache=self.cache,
             shared_cache=self.shared_cache,
@@ -223,6 +243,7 @@ class IntrospectorBase:
         introspection_endpoint_auth_method: str = DEFAULT_AUTH_METHOD,
         revocation_endpoint_auth_method: str | None = None,
         *,
+        userinfo: bool = False,
         http_client: httpx.AsyncClient | httpx.Client | None = None,
         **options: Unpack[TuningOptions],
     ) -> Self:
@@ -235,7 +256,14 @@ class IntrospectorBase:
         ``revocation_endpoint_auth_method`` defaults to the introspection one.
         ``http_client``: this driver's kind of httpx client, if you manage it;
         ``options``: the constructor's tuning options (``cache_ttl``, ``timeout``...).
+        ``userinfo=True``: read each token's profile from ``{app_host}/{protocol}/me``
+        into ``TokenInfo.userinfo``.
         """
+        if userinfo:
+            options = {
+                **options,
+                "userinfo_endpoint": genauth_endpoints(app_host, protocol).userinfo,
+            }
         settings = genauth_settings(
             app_id,
             secret,
@@ -281,6 +309,7 @@ class IntrospectorBase:
         auth_method: str | None = None,
         revocation_auth_method: str | None = None,
         metadata_client: httpx.Client | None = None,
+        userinfo: bool = False,
         http_client: httpx.AsyncClient | httpx.Client | None = None,
         **options: Unpack[TuningOptions],
     ) -> Self:
@@ -304,6 +333,8 @@ class IntrospectorBase:
         settings = discovered_settings(
             metadata, client_id, client_secret, auth_method, revocation_auth_method
         )
+        if userinfo:
+            options = {**options, "userinfo_endpoint": _userinfo_endpoint(metadata)}
         introspector = cls._from_settings(settings, http_client, options)
         introspector.server_metadata = metadata
         return introspector

@@ -22,20 +22,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
 
 from ._cache import SharedCache, TokenCache, key_hint
 from ._client_auth import ClientAuthentication
-from ._logging import FailureLog, shared_cache_failed, stale_served, token_rejected
+from ._logging import (
+    FailureLog,
+    profile_failed,
+    shared_cache_failed,
+    stale_served,
+    token_rejected,
+)
 from ._protocol import (
     check_revocation_response,
     parse_introspection_response,
+    parse_userinfo_response,
     token_request,
     transport_error,
     unexpected_failure,
+    userinfo_request,
 )
 from ._resilience import CircuitBreaker, RetryPolicy, is_connection_failure, too_busy
 from ._token_info import TokenInfo
@@ -125,6 +133,8 @@ class FlowSettings:
     max_concurrent_introspections: int
     queue_timeout: float
     serve_stale_on_error: bool
+    userinfo_endpoint: str | None = None
+    require_userinfo: bool = False
 
 
 class IntrospectionFlow:
@@ -175,6 +185,8 @@ class IntrospectionFlow:
                 )
             try:
                 info = yield from self._attempts(key, token)
+                if info.active and self.settings.userinfo_endpoint is not None:
+                    info = yield from self._with_profile(key, token, info)
             except BaseException as exc:
                 self.breaker.record(exc, key)
                 raise
@@ -204,6 +216,32 @@ class IntrospectionFlow:
                 raise error
             yield Wait(delay)
             attempt += 1
+
+    def _with_profile(self, key: bytes, token: str, info: TokenInfo) -> Flow:
+        """``info`` with the user's profile (OIDC userinfo), fetched once for the cache.
+
+        Part of the same single flight and call slot as the introspection. A
+        failure is the request's failure with ``require_userinfo``; without
+        it, it is logged and the answer goes on without a profile.
+        """
+        endpoint = self.settings.userinfo_endpoint
+        assert endpoint is not None
+        try:
+            answer: Answer = yield Exchange(userinfo_request(endpoint, token))
+            profile = parse_userinfo_response(answer.status, answer.headers, answer.body, info.sub)
+        except Exception as exc:
+            error = (
+                exc
+                if isinstance(exc, IntrospectionError)
+                else transport_error("userinfo", endpoint, exc)
+                if isinstance(exc, httpx.HTTPError | TimeoutError | OSError)
+                else unexpected_failure("userinfo", exc)
+            )
+            if self.settings.require_userinfo:
+                raise error from None
+            profile_failed(key_hint(key), str(error))
+            return info
+        return replace(info, userinfo=profile)
 
     def _parse(self, key: bytes, answer: Answer) -> TokenInfo:
         """The answer as ``TokenInfo`` with the claim rules applied; raises if there is none."""

@@ -94,6 +94,11 @@ class GenAuthEndpoints:
         return f"{self.issuer}/token/revocation"
 
     @property
+    def userinfo(self) -> str:
+        """GenAuth's profile endpoint, ``/me`` (POST with the access token)."""
+        return f"{self.issuer}/me"
+
+    @property
     def discovery(self) -> str:
         return f"{self.issuer}/.well-known/openid-configuration"
 

@@ -81,17 +81,32 @@ def stale_served(key_hint: str) -> None:
     logger.debug("token %s: served a stale cached answer while the server is failing", key_hint)
 
 
-_shared_warned = [-REPEAT_INTERVAL]
+_last_warned: dict[str, float] = {}
+
+
+def _loud(kind: str) -> bool:
+    """True once a minute per ``kind`` of degradation (WARNING), else False (DEBUG)."""
+    now = time.monotonic()
+    if now - _last_warned.get(kind, -REPEAT_INTERVAL) < REPEAT_INTERVAL:
+        return False
+    _last_warned[kind] = now
+    return True
 
 
 def shared_cache_failed(what: str) -> None:
     """The shared cache failed; the request goes on without it (WARNING once a minute)."""
-    now = time.monotonic()
-    loud = now - _shared_warned[0] >= REPEAT_INTERVAL
-    if loud:
-        _shared_warned[0] = now
     logger.log(
-        logging.WARNING if loud else logging.DEBUG,
+        logging.WARNING if _loud("shared") else logging.DEBUG,
         "shared cache failed (%s); answering from the local cache and the server",
         what,
+    )
+
+
+def profile_failed(key_hint: str, message: str) -> None:
+    """A profile could not be read; the answer goes on without it (WARNING once a minute)."""
+    logger.log(
+        logging.WARNING if _loud("userinfo") else logging.DEBUG,
+        "userinfo of token %s not available, answering without it: %s",
+        key_hint,
+        message,
     )

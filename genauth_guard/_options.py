@@ -48,6 +48,8 @@ class TuningOptions(TypedDict, total=False):
     issuer: str | Iterable[str] | None  # claim rule: iss must be one of these
     allowed_client_ids: Iterable[str] | None  # claim rule: client_id must be one of these
     token_type: str | None  # claim rule: token_type must equal it (ignoring case)
+    userinfo_endpoint: str | None  # fetch the user's profile once per active token
+    require_userinfo: bool  # a profile failure fails the request (503) instead of None
     # The parts themselves (instead of their flat keywords above):
     cache: TokenCache
     shared_cache: SharedCache | None
@@ -91,6 +93,8 @@ DEFAULTS: Final[dict[str, Any]] = {
     "issuer": None,
     "allowed_client_ids": None,
     "token_type": None,
+    "userinfo_endpoint": None,
+    "require_userinfo": False,
     "cache": None,
     "shared_cache": None,
     "retry": None,

@@ -74,6 +74,44 @@ def token_request(
     return httpx.Request("POST", url, headers=headers, content=urlencode({**fields, **auth_fields}))
 
 
+def userinfo_request(url: str, token: str) -> httpx.Request:
+    """The profile request of OIDC Core 5.3: POST with the access token as the bearer.
+
+    POST, not GET: GenAuth's ``/me`` takes POST, and OIDC servers must take both.
+    """
+    headers = {
+        "Accept": "application/json",
+        "Accept-Encoding": "identity",
+        "Authorization": f"Bearer {token}",
+    }
+    return httpx.Request("POST", url, headers=headers)
+
+
+def parse_userinfo_response(
+    status: int, headers: Mapping[str, str], body: bytes, expected_sub: str | None
+) -> Mapping[str, Any]:
+    """The profile as a read-only mapping, or the ``IntrospectionError`` it amounts to.
+
+    A profile of another subject than the token's is refused: a proxy or a
+    server mix-up must not hand one user's profile to another.
+    """
+    if status != 200:
+        raise error_for_status("userinfo", status, headers, body)
+    data = _load_json_object(body)
+    if data is None:
+        raise InvalidIntrospectionResponse(
+            "The userinfo answer is not a JSON object; check userinfo_endpoint.", status_code=200
+        )
+    sub = data.get("sub")
+    if not isinstance(sub, str) or (expected_sub is not None and sub != expected_sub):
+        raise InvalidIntrospectionResponse(
+            "The userinfo answer is about another subject than the token (or names none); "
+            "check that userinfo_endpoint belongs to the same authorization server.",
+            status_code=200,
+        )
+    return MappingProxyType(data)
+
+
 # ---------------------------------------------------------------- answers
 
 

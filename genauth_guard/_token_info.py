@@ -32,6 +32,8 @@ class TokenInfo:
     iss: str | None = None
     jti: str | None = None
     claims: Mapping[str, Any] = field(default_factory=lambda: _EMPTY, repr=False, compare=False)
+    userinfo: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
+    """The user's profile from the userinfo endpoint (``userinfo_endpoint=``), read-only."""
 
     @property
     def identity(self) -> str | None:
