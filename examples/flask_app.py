@@ -36,7 +36,9 @@ def create_app(introspector: SyncIntrospector) -> Flask:
         info = get_token_info(request)
         assert info is not None  # the guard let the request in
         return jsonify(
-            identity=request.environ["REMOTE_USER"],
+            # The user the token speaks for (its sub, else its username). A client
+            # acting for itself has none: REMOTE_USER is unset, client_id names it.
+            identity=request.environ.get("REMOTE_USER"),
             scopes=sorted(info.scopes),
             client_id=info.client_id,
             expires_at=info.exp,
@@ -50,11 +52,14 @@ def create_app(introspector: SyncIntrospector) -> Flask:
     @app.post("/orders")
     @require_scopes("orders:write")
     def create_order() -> tuple[Response, int]:
+        info = get_token_info(request)
+        assert info is not None
         body = request.get_json(silent=True) or {}
         order = {
             "id": len(ORDERS) + 1,
             "item": str(body.get("item")),
-            "owner": request.environ["REMOTE_USER"],
+            "owner": request.environ.get("REMOTE_USER"),  # None: a client acting for itself
+            "client_id": info.client_id,
         }
         return jsonify(order), 201
 

@@ -30,7 +30,7 @@ from genauth_guard.dev.testing import serve_in_thread
 from .conftest import CLIENTS, RunningAuthServer
 
 CREDENTIALS = {client.auth_method: client for client in CLIENTS}
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
 
 def genauth_env(server: RunningAuthServer, **variables: str) -> dict[str, str]:
@@ -485,6 +485,6 @@ def test_a_malformed_prefix_is_refused() -> None:
 
 def test_the_readme_table_documents_every_variable() -> None:
     text = README.read_text(encoding="utf-8")
-    section = text.split("\n## GenAuth\n", 1)[1].split("\n## ", 1)[0]
+    section = text.split("\n## Environment variables\n", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"^\| `GENAUTH_([A-Z_]+)` \|", section, flags=re.MULTILINE))
     assert documented == set(ENV_VARIABLES)

@@ -24,7 +24,9 @@ def me(request: HttpRequest) -> JsonResponse:
     assert info is not None  # the guard let the request in
     return JsonResponse(
         {
-            "identity": request.META["REMOTE_USER"],
+            # The user the token speaks for (its sub, else its username). A client
+            # acting for itself has none: REMOTE_USER is unset, client_id names it.
+            "identity": request.META.get("REMOTE_USER"),
             "scopes": sorted(info.scopes),
             "client_id": info.client_id,
             "expires_at": info.exp,
