@@ -7,11 +7,14 @@ hand the route the token's subject and scopes.
 
 import typing as _typing
 
+from ._cache import SharedCache, TokenCache
 from ._challenge import Rejection
 from ._introspector import Introspector
 from ._scopes import get_token_info, require_scopes
 from ._sync_introspector import SyncIntrospector
+from ._resilience import CircuitBreaker, RetryPolicy
 from ._token_info import TokenInfo
+from ._validation import ClaimRules
 from ._verifier import SyncTokenVerifier, TokenVerifier
 from .discovery import ServerMetadata
 from .errors import (
@@ -43,6 +46,8 @@ def __getattr__(name: str) -> _typing.Any:
 
 __all__ = [
     "AuthorizationServerUnavailable",
+    "CircuitBreaker",
+    "ClaimRules",
     "ClientAuthenticationError",
     "ConfigurationError",
     "GenAuthGuard",
@@ -53,10 +58,13 @@ __all__ = [
     "InvalidIntrospectionResponse",
     "InvalidRequest",
     "Rejection",
+    "RetryPolicy",
     "RevocationError",
     "ServerMetadata",
+    "SharedCache",
     "SyncIntrospector",
     "SyncTokenVerifier",
+    "TokenCache",
     "TokenInfo",
     "TokenUser",
     "TokenVerifier",

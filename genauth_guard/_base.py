@@ -123,27 +123,39 @@ class IntrospectorBase:
         )
         self.queue_timeout = non_negative("queue_timeout", o["queue_timeout"])
         self.serve_stale_on_error = bool(o["serve_stale_on_error"])
-        self.cache: TokenCache = o["cache"] or TokenCache(
-            maxsize=positive_int("cache_maxsize", o["cache_maxsize"]),
-            ttl=non_negative("cache_ttl", o["cache_ttl"]),
-            negative_ttl=non_negative("negative_cache_ttl", o["negative_cache_ttl"]),
-            leeway=self.leeway,
-            keep_stale=self.serve_stale_on_error,
+        self.cache: TokenCache = (
+            o["cache"]
+            if o["cache"] is not None
+            else TokenCache(
+                maxsize=positive_int("cache_maxsize", o["cache_maxsize"]),
+                ttl=non_negative("cache_ttl", o["cache_ttl"]),
+                negative_ttl=non_negative("negative_cache_ttl", o["negative_cache_ttl"]),
+                leeway=self.leeway,
+                keep_stale=self.serve_stale_on_error,
+            )
         )
-        retry: RetryPolicy = o["retry"] or RetryPolicy(
-            positive_int("retries", o["retries"], least=0),
-            non_negative("retry_backoff", o["retry_backoff"]),
+        retry: RetryPolicy = (
+            o["retry"]
+            if o["retry"] is not None
+            else RetryPolicy(
+                positive_int("retries", o["retries"], least=0),
+                non_negative("retry_backoff", o["retry_backoff"]),
+            )
         )
-        self.breaker: CircuitBreaker = o["circuit_breaker"] or CircuitBreaker(
-            positive_int("circuit_breaker_threshold", o["circuit_breaker_threshold"], least=0),
-            non_negative("circuit_breaker_cooldown", o["circuit_breaker_cooldown"]),
-        )
-        rules: ClaimRules = o["claim_rules"] or ClaimRules.from_options(
-            audience=o["audience"],
-            issuer=o["issuer"],
-            allowed_client_ids=o["allowed_client_ids"],
-            token_type=o["token_type"],
-        )
+        self.breaker: CircuitBreaker = o["circuit_breaker"]
+        if self.breaker is None:
+            self.breaker = CircuitBreaker(
+                positive_int("circuit_breaker_threshold", o["circuit_breaker_threshold"], least=0),
+                non_negative("circuit_breaker_cooldown", o["circuit_breaker_cooldown"]),
+            )
+        rules: ClaimRules = o["claim_rules"]
+        if rules is None:
+            rules = ClaimRules.from_options(
+                audience=o["audience"],
+                issuer=o["issuer"],
+                allowed_client_ids=o["allowed_client_ids"],
+                token_type=o["token_type"],
+            )
         self.shared_cache = o["shared_cache"]
         self.flow = IntrospectionFlow(
             FlowSettings(
