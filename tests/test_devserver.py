@@ -337,7 +337,8 @@ def test_discovery_names_the_endpoints(
     # every endpoint it names is served
     for name in ("token_endpoint", "introspection_endpoint", "revocation_endpoint"):
         assert http.post(doc[name], data=POST).status_code != 404
-    assert http.get(doc["jwks_uri"]).json() == {"keys": []}
+    [key] = http.get(doc["jwks_uri"]).json()["keys"]  # the ID tokens' RS256 key
+    assert key["kty"] == "RSA" and key["alg"] == "RS256" and "d" not in key
 
 
 def test_unknown_protocol_discovery_is_404(http: httpx.Client) -> None:

@@ -101,6 +101,40 @@ def test_a_suite_tests_its_protected_app_with_the_fixtures(pytester: pytest.Pyte
     result.assert_outcomes(passed=5)
 
 
+LOGIN_FLOW_TESTS = """
+import pytest
+import httpx
+from genauth import AuthenticationClient
+from genauth_guard.dev.server import DevUser
+
+CALLBACK = "http://127.0.0.1:3000/callback"
+
+@pytest.fixture(scope="session")
+def genauth_dev_server_options():
+    return {
+        "client_id": "web",
+        "client_secret": "web-secret",
+        "redirect_uris": [CALLBACK],
+        "users": [DevUser("erin", email="erin@example.com")],
+        "auto_approve": True,
+    }
+
+def test_login_flow(genauth_dev_server):
+    sdk = AuthenticationClient(app_id="web", app_host=genauth_dev_server.url,
+                               app_secret="web-secret", redirect_uri=CALLBACK)
+    answer = httpx.get(sdk.build_authorize_url(scope="openid email"))
+    code = httpx.URL(answer.headers["location"]).params["code"]
+    tokens = sdk.get_access_token_by_code(code)
+    assert sdk.get_user_info_by_access_token(tokens["access_token"])["email"] == "erin@example.com"
+"""
+
+
+def test_the_options_fixture_sets_up_a_login_flow(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_login=LOGIN_FLOW_TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
 def test_without_uvicorn_only_the_tests_using_the_server_fail(pytester: pytest.Pytester) -> None:
     pytester.makeconftest("import sys\nsys.modules['uvicorn'] = None  # not installed\n")
     pytester.makepyfile(

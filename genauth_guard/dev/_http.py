@@ -1,14 +1,16 @@
-"""The dev server's HTTP endpoints: form parsing, client authentication, OAuth errors.
+"""The dev server's API endpoints: token, introspection, revocation, userinfo, discovery, JWKS.
 
-Kept apart from ``_store`` (the token store and its Python API) so each
-stays small. Every check raises ``_Refused``, which becomes the RFC 6749 5.2
-error answer; handlers only say what succeeds.
+Also the plumbing ``_login`` shares: form parsing, client authentication
+and OAuth error answers. Kept apart from ``_store`` (the state and its
+rules) so each stays small. Every check raises ``OAuthError``, which becomes
+the RFC 6749 5.2 JSON answer (GenAuth's SDK parses every answer as JSON,
+errors included); handlers only say what succeeds.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 from urllib.parse import parse_qsl
 
@@ -17,62 +19,62 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .._client_auth import parse_basic_credentials
-from ._model import DEFAULT_SUB, DevClient, is_scope_token
+from ._model import DEFAULT_SUB, PROTOCOLS, DevClient, OAuthError, invalid_request, is_scope_token
 from ._store import DevStore
 
 MAX_FORM_BYTES: Final = 64 * 1024
-_NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+REALM: Final = "genauth-dev"
 
 
-class _Refused(Exception):
-    """An OAuth error answer (RFC 6749 5.2)."""
-
-    def __init__(self, status: int, error: str, description: str) -> None:
-        super().__init__(description)
-        self.status, self.error, self.description = status, error, description
-
-    def response(self) -> Response:
-        headers = dict(_NO_STORE)
-        if self.status == 401:
-            headers["WWW-Authenticate"] = 'Basic realm="genauth-dev"'
-        return JSONResponse(
-            {"error": self.error, "error_description": self.description},
-            status_code=self.status,
-            headers=headers,
-        )
+def error_response(error: OAuthError, *, bearer: bool = False) -> Response:
+    """The JSON error answer; 401s carry the challenge of the scheme that was expected."""
+    headers = dict(NO_STORE)
+    if error.status == 401:
+        if bearer:  # RFC 6750 3: no error code when no token was sent
+            code = f', error="{error.error}"' if error.error != "invalid_request" else ""
+            headers["WWW-Authenticate"] = f'Bearer realm="{REALM}"{code}'
+        else:
+            headers["WWW-Authenticate"] = f'Basic realm="{REALM}"'
+    return JSONResponse(
+        {"error": error.error, "error_description": error.description},
+        status_code=error.status,
+        headers=headers,
+    )
 
 
-def _invalid_client(description: str) -> _Refused:
-    return _Refused(401, "invalid_client", description)
+def _invalid_client(description: str) -> OAuthError:
+    return OAuthError(401, "invalid_client", description)
 
 
-def _invalid_request(description: str) -> _Refused:
-    return _Refused(400, "invalid_request", description)
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """The form parameters (RFC 6749 3.2: urlencoded, each at most once)."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
-        raise _invalid_request("the body must be application/x-www-form-urlencoded")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise _Refused(413, "invalid_request", "the form is too large")
-    try:
-        pairs = parse_qsl(body.decode(), keep_blank_values=True, errors="strict")
-    except UnicodeDecodeError:
-        raise _invalid_request("the form is not UTF-8") from None
+def unique_params(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """Parameters as a dict; RFC 6749 3.1 and 3.2: none may appear twice."""
     values: dict[str, str] = {}
     for name, value in pairs:
         if name in values:
-            raise _invalid_request(f"parameter {name} must appear once")
+            raise invalid_request(f"parameter {name} must appear once")
         values[name] = value
     return values
 
 
-def _authenticate(server: DevStore, request: Request, form: Mapping[str, str]) -> DevClient:
+async def read_form(request: Request) -> dict[str, str]:
+    """The form parameters (RFC 6749 3.2: urlencoded, each at most once)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise invalid_request("the body must be application/x-www-form-urlencoded")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise OAuthError(413, "invalid_request", "the form is too large")
+    try:
+        pairs = parse_qsl(body.decode(), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise invalid_request("the form is not UTF-8") from None
+    return unique_params(pairs)
+
+
+def authenticate(server: DevStore, request: Request, form: Mapping[str, str]) -> DevClient:
     """The client, if it authenticated exactly as registered (RFC 6749 2.3)."""
     header = request.headers.get("authorization")
     basic = parse_basic_credentials(header) if header else None
@@ -104,14 +106,16 @@ def _authenticate(server: DevStore, request: Request, form: Mapping[str, str]) -
 def _token_param(form: Mapping[str, str]) -> str:
     token = form.get("token")
     if not token:
-        raise _invalid_request("the token parameter is missing")
+        raise invalid_request("the token parameter is missing")
     return token
 
 
 def _scope_param(form: Mapping[str, str]) -> tuple[str, ...]:
     scopes = tuple(dict.fromkeys(s for s in form.get("scope", "").split(" ") if s))
     if not all(is_scope_token(s) for s in scopes):
-        raise _Refused(400, "invalid_scope", "scope must be space-separated RFC 6749 scope tokens")
+        raise OAuthError(
+            400, "invalid_scope", "scope must be space-separated RFC 6749 scope tokens"
+        )
     return scopes
 
 
@@ -123,65 +127,97 @@ def _token_response(token: str, lifetime: float, scopes: tuple[str, ...]) -> Res
         "expires_in": int(lifetime),
         "scope": " ".join(scopes),
     }
-    return JSONResponse(body, headers=_NO_STORE)
+    return JSONResponse(body, headers=NO_STORE)
+
+
+def _bearer_token(request: Request) -> str:
+    """The access token of ``Authorization: Bearer`` (RFC 6750 2.1), for ``/me``."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise OAuthError(401, "invalid_request", "send the access token as Authorization: Bearer")
+    return token
+
+
+def _protocol_of(request: Request) -> str:
+    return request.url.path.split("/")[1]
+
+
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 def routes(server: DevStore) -> list[Route]:
-    """The routes of ``server.app``, at GenAuth's paths for both protocols."""
+    """The API routes of ``server.app``, at GenAuth's paths for both protocols."""
+
+    def answering(handler: Callable[[Request], Awaitable[Response]]) -> Handler:
+        """Run ``handler``; an ``OAuthError`` it raises becomes the JSON error answer."""
+
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except OAuthError as error:
+                return error_response(error)
+
+        return endpoint
 
     async def checked(request: Request) -> tuple[DevClient, dict[str, str]]:
-        form = await _form(request)
-        return _authenticate(server, request, form), form
+        form = await read_form(request)
+        return authenticate(server, request, form), form
 
     async def introspect(request: Request) -> Response:
-        try:
-            _, form = await checked(request)
-            token = _token_param(form)
-        except _Refused as refused:
-            return refused.response()
-        return JSONResponse(server.introspect(token), headers=_NO_STORE)
+        _, form = await checked(request)
+        return JSONResponse(server.introspect(_token_param(form)), headers=NO_STORE)
 
     async def revoke(request: Request) -> Response:
         # token_type_hint is only a hint (RFC 7009 2.1): every token type is searched.
-        try:
-            client, form = await checked(request)
-            if not server.revoke_as(client.client_id, _token_param(form)):
-                raise _Refused(400, "unauthorized_client", "the token was issued to another client")
-        except _Refused as refused:
-            return refused.response()
-        return Response(status_code=200, headers=_NO_STORE)
+        client, form = await checked(request)
+        if not server.revoke_as(client.client_id, _token_param(form)):
+            raise OAuthError(400, "unauthorized_client", "the token was issued to another client")
+        return Response(status_code=200, headers=NO_STORE)
 
     async def token(request: Request) -> Response:
-        try:
-            client, form = await checked(request)
-            grant_type = form.get("grant_type")
-            if not grant_type:
-                raise _invalid_request("the grant_type parameter is missing")
-            if grant_type != "client_credentials":
-                raise _Refused(400, "unsupported_grant_type", "only client_credentials is served")
-            if client.auth_method == "none":
-                raise _Refused(
-                    400, "unauthorized_client", "client_credentials is for confidential clients"
-                )
-            scopes = _scope_param(form)
-        except _Refused as refused:
-            return refused.response()
+        client, form = await checked(request)
+        grant_type = form.get("grant_type")
+        protocol = _protocol_of(request)
+        if not grant_type:
+            raise invalid_request("the grant_type parameter is missing")
+        if grant_type == "authorization_code":
+            body = server.redeem_code(
+                client,
+                protocol,
+                form.get("code"),
+                form.get("redirect_uri"),
+                form.get("code_verifier"),
+            )
+            return JSONResponse(body, headers=NO_STORE)
+        if grant_type == "refresh_token":
+            body = server.refresh(client, protocol, form.get("refresh_token"), form.get("scope"))
+            return JSONResponse(body, headers=NO_STORE)
+        if grant_type != "client_credentials":
+            raise OAuthError(
+                400,
+                "unsupported_grant_type",
+                "served grants: authorization_code, refresh_token, client_credentials",
+            )
+        if client.auth_method == "none":
+            raise OAuthError(
+                400, "unauthorized_client", "client_credentials is for confidential clients"
+            )
+        scopes = _scope_param(form)
         issued = server.mint(sub=None, scopes=scopes, client_id=client.client_id)
         return _token_response(issued, server.token_lifetime, scopes)
 
     async def dev_mint(request: Request) -> Response:
         """Not GenAuth's: form ``sub``, ``scope``, ``expires_in``, ``username`` + client auth."""
-        try:
-            client, form = await checked(request)
-            scopes = _scope_param(form)
-            lifetime = server.token_lifetime
-            if form.get("expires_in"):
-                try:
-                    lifetime = int(form["expires_in"])
-                except ValueError:
-                    raise _invalid_request("expires_in must be whole seconds") from None
-        except _Refused as refused:
-            return refused.response()
+        client, form = await checked(request)
+        scopes = _scope_param(form)
+        lifetime = server.token_lifetime
+        if form.get("expires_in"):
+            try:
+                lifetime = int(form["expires_in"])
+            except ValueError:
+                raise invalid_request("expires_in must be whole seconds") from None
         issued = server.mint(
             sub=form.get("sub") or DEFAULT_SUB,
             scopes=scopes,
@@ -191,25 +227,34 @@ def routes(server: DevStore) -> list[Route]:
         )
         return _token_response(issued, lifetime, scopes)
 
+    async def userinfo(request: Request) -> Response:
+        """GenAuth's ``/{p}/me`` (OIDC Core 5.3): GET or POST with the bearer token."""
+        try:
+            claims = server.userinfo(_bearer_token(request))
+        except OAuthError as error:
+            return error_response(error, bearer=True)
+        return JSONResponse(claims, headers=NO_STORE)
+
     async def discovery(request: Request) -> Response:
-        protocol = request.path_params.get("p") or request.url.path.split("/")[1]
-        if protocol not in ("oidc", "oauth"):
-            return _Refused(404, "not_found", "no such protocol; use oidc or oauth").response()
+        protocol = request.path_params.get("p") or _protocol_of(request)
+        if protocol not in PROTOCOLS:
+            raise OAuthError(404, "not_found", "no such protocol; use oidc or oauth")
         return JSONResponse(server.metadata(protocol))
 
     async def jwks(request: Request) -> Response:
-        return JSONResponse({"keys": []})  # opaque tokens only: nothing to verify offline
+        return JSONResponse(server.signing_key.jwks())
 
     result = [
-        Route("/dev/tokens", dev_mint, methods=["POST"]),
-        Route("/oidc/.well-known/jwks.json", jwks),
-        Route("/.well-known/oauth-authorization-server/{p}", discovery),
+        Route("/dev/tokens", answering(dev_mint), methods=["POST"]),
+        Route("/oidc/.well-known/jwks.json", answering(jwks)),
+        Route("/.well-known/oauth-authorization-server/{p}", answering(discovery)),
     ]
-    for p in ("oidc", "oauth"):
+    for p in PROTOCOLS:
         result += [
-            Route(f"/{p}/token", token, methods=["POST"]),
-            Route(f"/{p}/token/introspection", introspect, methods=["POST"]),
-            Route(f"/{p}/token/revocation", revoke, methods=["POST"]),
-            Route(f"/{p}/.well-known/openid-configuration", discovery),
+            Route(f"/{p}/token", answering(token), methods=["POST"]),
+            Route(f"/{p}/token/introspection", answering(introspect), methods=["POST"]),
+            Route(f"/{p}/token/revocation", answering(revoke), methods=["POST"]),
+            Route(f"/{p}/me", userinfo, methods=["GET", "POST"]),
+            Route(f"/{p}/.well-known/openid-configuration", answering(discovery)),
         ]
     return result

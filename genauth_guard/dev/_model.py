@@ -7,7 +7,7 @@ store, the HTTP endpoints and the public ``server`` module all build on it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -101,8 +101,8 @@ class DevClient:
     client_id: str
     client_secret: str | None = field(repr=False)
     auth_method: AuthMethod = "client_secret_post"
-    redirect_uris: tuple[str, ...] = ()
-    post_logout_redirect_uris: tuple[str, ...] = ()
+    redirect_uris: Sequence[str] = ()  # kept as a tuple
+    post_logout_redirect_uris: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         # Lists from code or a config file are welcome; the record stays immutable.

@@ -21,11 +21,13 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from .._client_auth import basic_credentials
+from .._client_auth import basic_credentials, check_auth_method
 from .._introspector import Introspector
 from .._settings import is_loopback_host
 from ._command import PROG, CommandError
+from ._config import load_config
 from ._demo_app import create_app
+from ._model import DEFAULT_CLIENT_ID
 from .server import DevAuthServer, DevClient
 
 # ---------------------------------------------------------------- demo
@@ -232,8 +234,25 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _client_lines(client: DevClient) -> list[str]:
+    lines = [
+        f"  client_id                {client.client_id}",
+        f"  client_secret            {client.client_secret or '(none: a public client)'}",
+        f"  auth method              {client.auth_method}",
+    ]
+    for uri in client.redirect_uris:
+        lines.append(f"  redirect_uri             {uri}")
+    for uri in client.post_logout_redirect_uris:
+        lines.append(f"  post-logout redirect     {uri}")
+    if not client.redirect_uris:
+        lines.append(
+            "  redirect_uri             (none: no login flow; pass --redirect-uri or --config)"
+        )
+    return lines
+
+
 def dev_server_banner(server: DevAuthServer, url: str) -> str:
-    """What ``dev-server`` prints: endpoints, credentials, and how to use them."""
+    """What ``dev-server`` prints: endpoints, credentials, users, and how to use them."""
 
     client = server.client
     secret = client.client_secret or ""
@@ -249,21 +268,38 @@ def dev_server_banner(server: DevAuthServer, url: str) -> str:
         env.append(f"GENAUTH_APP_SECRET={secret}")
     if client.auth_method != "client_secret_post":
         env.append(f"GENAUTH_INTROSPECTION_AUTH_METHOD={client.auth_method}")
+    clients = [line for c in server.clients.values() for line in ["", *_client_lines(c)]]
+    users = [
+        f"  {user.sub:<24} {user.display_name}" + (f" <{user.email}>" if user.email else "")
+        for user in server.users.values()
+    ]
+    if server.auto_approve is True:
+        login = "auto-approved (login_hint, else the first user)"
+    elif server.auto_approve:
+        login = f"auto-approved as {server.auto_approve} (unless login_hint names another)"
+    else:
+        login = "a form: pick a user"
     lines = [
         "genauth-guard dev-server: a GenAuth-like authorization server for development and",
-        "tests. Tokens live in memory and die with it. Never use it in production.",
+        "tests. Everything lives in memory and dies with it. Never use it in production.",
         "",
         f"  app_host (issuer)        {url}",
+        f"  authorize                {server.endpoint('authorization')}",
         f"  token endpoint           {server.endpoint('token')}",
+        f"  userinfo                 {server.endpoint('userinfo')}",
         f"  introspection endpoint   {server.endpoint('introspection')}",
         f"  revocation endpoint      {server.endpoint('revocation')}",
+        f"  logout                   {server.end_session_endpoint()}",
+        f"  jwks                     {server.jwks_uri}",
         f"  discovery                {url}/oidc/.well-known/openid-configuration",
         "                           (the same endpoints are served under /oauth/)",
+        *clients,
         "",
-        f"  client_id                {client.client_id}",
-        f"  client_secret            {secret or '(none: a public client)'}",
-        f"  auth method              {client.auth_method}",
         f"  token lifetime           {server.token_lifetime} s",
+        f"  login                    {login}",
+        "",
+        "Users (sub, name):",
+        *users,
         "",
         "Point your API at it (Introspector.from_env() and genauth-guard introspect read these):",
         *(f"  export {shlex.quote(item)}" for item in env),
@@ -276,14 +312,63 @@ def dev_server_banner(server: DevAuthServer, url: str) -> str:
     return "\n".join(lines)
 
 
+_CLIENT_FLAGS = (
+    ("client_id", "--client-id"),
+    ("client_secret", "--client-secret"),
+    ("auth_method", "--auth-method"),
+    ("redirect_uri", "--redirect-uri"),
+    ("post_logout_redirect_uri", "--post-logout-redirect-uri"),
+)
+
+
+def build_dev_server(args: argparse.Namespace) -> DevAuthServer:
+    """The server ``dev-server`` runs: the config file's, with the flags over it."""
+    settings: dict[str, Any] = {}
+    if args.config:
+        try:
+            settings = load_config(args.config)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        except OSError as exc:
+            raise CommandError(
+                f"cannot read --config {args.config}: {exc.strerror or exc}"
+            ) from None
+    if "clients" in settings:
+        given = [flag for dest, flag in _CLIENT_FLAGS if getattr(args, dest) is not None]
+        if given:
+            raise CommandError(
+                f"{args.config} registers the clients; drop {', '.join(given)} or its [[clients]]"
+            )
+    else:
+        method = check_auth_method(args.auth_method or "client_secret_post", "--auth-method")
+        if method == "none" and args.client_secret:
+            raise CommandError("--client-secret makes no sense with --auth-method none; drop one")
+        secret = None if method == "none" else args.client_secret or secrets.token_hex(16)
+        try:
+            client = DevClient(
+                args.client_id or DEFAULT_CLIENT_ID,
+                secret,
+                method,
+                tuple(args.redirect_uri or ()),
+                tuple(args.post_logout_redirect_uri or ()),
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        settings["clients"] = [client]
+    if args.token_lifetime is not None:
+        settings["token_lifetime"] = args.token_lifetime
+    if args.auto_approve is not None:
+        settings["auto_approve"] = args.auto_approve
+    try:
+        return DevAuthServer(**settings)
+    except ValueError as exc:
+        where = f"{args.config}: " if args.config else ""
+        raise CommandError(f"{where}{exc}") from None
+
+
 def run_dev_server(args: argparse.Namespace) -> int:
     """``genauth-guard dev-server``: returns 0 once stopped."""
-    if args.auth_method == "none" and args.client_secret:
-        raise CommandError("--client-secret makes no sense with --auth-method none; drop one")
-    secret = None if args.auth_method == "none" else args.client_secret or secrets.token_hex(16)
-    server = DevAuthServer(
-        [DevClient(args.client_id, secret, args.auth_method)], token_lifetime=args.token_lifetime
-    )
+    server = build_dev_server(args)
     if not is_loopback_host(args.host):
         print(
             f"{PROG} dev-server: warning: {args.host} is reachable from other machines, and "

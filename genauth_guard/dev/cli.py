@@ -111,29 +111,56 @@ def build_parser() -> argparse.ArgumentParser:
     dev = commands.add_parser(
         "dev-server",
         description=_wrap(
-            "Run a GenAuth-like authorization server for development and tests: "
-            "client_credentials tokens, introspection (RFC 7662), revocation (RFC 7009) and "
-            "discovery at GenAuth's paths under /oidc and /oauth, and POST /dev/tokens to "
-            "mint a token for any sub and scope. It prints its endpoints and credentials.",
-            "Tokens live in memory. For development and tests only: never in production.",
+            "Run a GenAuth-like authorization server for development and tests, at GenAuth's "
+            "paths under /oidc and /oauth: the authorization code flow with PKCE and a login "
+            "form for dev users, refresh tokens, ID tokens, userinfo (/me), logout, "
+            "client_credentials, introspection (RFC 7662), revocation (RFC 7009), discovery, "
+            "and POST /dev/tokens to mint a token for any sub and scope. GenAuth's own SDK "
+            "runs its whole login flow against it. It prints its endpoints and credentials.",
+            "Clients and users come from --config (TOML or JSON, see examples/dev-users.toml), "
+            "or the flags below describe one client and a default user signs in.",
+            "Everything lives in memory. For development and tests only: never in production.",
         ),
         formatter_class=_Formatter,
     )
     dev.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     dev.add_argument("--port", type=_port, default=9000, help="port (default 9000; 0: any free)")
-    dev.add_argument("--client-id", default="dev-client", help="the client (default dev-client)")
+    dev.add_argument(
+        "--config",
+        metavar="FILE",
+        help="clients, users and settings from a TOML (or .json) file; flags win over it",
+    )
+    dev.add_argument("--client-id", help="the client (default dev-client)")
     dev.add_argument("--client-secret", help="its secret (default: a random one, printed)")
     dev.add_argument(
         "--auth-method",
         choices=AUTH_METHODS,
-        default="client_secret_post",
         metavar="METHOD",
         help=f"how the client authenticates: {_METHODS} (default client_secret_post)",
     )
     dev.add_argument(
+        "--redirect-uri",
+        action="append",
+        metavar="URI",
+        help="where the client may receive codes (repeat for several; matched exactly)",
+    )
+    dev.add_argument(
+        "--post-logout-redirect-uri",
+        action="append",
+        metavar="URI",
+        help="where logout may send the browser (repeat for several)",
+    )
+    dev.add_argument(
+        "--auto-approve",
+        nargs="?",
+        const=True,
+        metavar="USER",
+        help="sign in without the form: as the request's login_hint, else USER, else the "
+        "first user",
+    )
+    dev.add_argument(
         "--token-lifetime",
         type=_positive_int,
-        default=3600,
         metavar="SECONDS",
         help="lifetime of issued tokens (default 3600)",
     )

@@ -16,8 +16,11 @@ Fixtures:
 - ``genauth_token`` (function): ``genauth_token(sub="user-1", scopes=(), **kw)``
   mints a token there.
 - ``genauth_dev_server_options`` (session): the server's settings; override
-  it in a ``conftest.py`` to change the client, its auth method or the
-  token lifetime.
+  it in a ``conftest.py`` to change the client (``client_id``,
+  ``client_secret``, ``auth_method``, ``redirect_uris``,
+  ``post_logout_redirect_uris``) or any other ``DevAuthServer`` argument
+  (``token_lifetime``, ``users``, ``auto_approve``...) -- e.g. to run your
+  front end's login flow against it.
 
 Nothing is imported until a fixture is used, and the server needs uvicorn
 (``pip install 'genauth-guard[dev-server]'``): a suite that does not use
@@ -129,7 +132,13 @@ def genauth_dev_server(genauth_dev_server_options: dict[str, Any]) -> Iterator[D
     auth_method = options.pop("auth_method", "client_secret_post")
     client_secret = None if auth_method == "none" else options.pop("client_secret", None)
     options.pop("client_secret", None)
-    client = DevClient(options.pop("client_id", "dev-client"), client_secret, auth_method)
+    client = DevClient(
+        options.pop("client_id", "dev-client"),
+        client_secret,
+        auth_method,
+        tuple(options.pop("redirect_uris", ())),
+        tuple(options.pop("post_logout_redirect_uris", ())),
+    )
     server = DevAuthServer([client], **options)
     running = server.running()
     problem = None
