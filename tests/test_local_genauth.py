@@ -745,3 +745,31 @@ except RuntimeError as exc:
     )
     assert result.returncode == 0, result.stderr
     assert "pip install 'genauth-guard[dev-server]'" in result.stdout
+
+
+# ---------------------------------------------------------------- the guard reads /me
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("how", ["from_genauth", "from_discovery"])
+async def test_the_introspector_reads_the_users_profile_from_me(
+    local: Local, browser: httpx.Client, how: str
+) -> None:
+    """/me and discovery's userinfo_endpoint are what the library's profile lookup uses."""
+    sdk = sdk_for(local, "oidc", "client_secret_post")
+    verifier, challenge = pkce_pair(sdk)
+    url = authorize_url(sdk, "oidc", state="s", challenge=challenge, scope="openid email")
+    tokens = sdk.get_access_token_by_code(callback(sign_in(browser, url))["code"], verifier)
+    secret = SECRETS["client_secret_post"]
+    if how == "from_genauth":
+        introspector = Introspector.from_genauth(
+            app_id="web-post", secret=secret, app_host=local.url, userinfo=True
+        )
+    else:
+        introspector = Introspector.from_discovery(
+            f"{local.url}/oidc", "web-post", secret, auth_method="client_secret_post", userinfo=True
+        )
+    async with introspector:
+        info = await introspector.introspect(tokens["access_token"])
+    assert info.sub == "alice"
+    assert info.userinfo == {"sub": "alice", "email": "alice@example.com", "email_verified": True}
