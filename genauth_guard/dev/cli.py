@@ -57,7 +57,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def _wrap(*paragraphs: str) -> str:
-    return "\n\n".join(textwrap.fill(p, 78) for p in paragraphs)
+    return "\n\n".join(textwrap.fill(p, 78, break_on_hyphens=False) for p in paragraphs)
 
 
 def _env_help(name: str) -> str:
