@@ -164,6 +164,17 @@ def _strip_slash(value: str) -> str:
     return value[:-1] if value.endswith("/") else value
 
 
+def audience_entry(audience: tuple[str, ...], resource: str) -> str | None:
+    """The entry of ``aud`` that names ``resource`` (RFC 8707), or ``None``.
+
+    Compared as exact strings, except that one trailing ``/`` on either side
+    is ignored (``https://api.example.com/mcp`` and ``.../mcp/`` name the
+    same resource; ``HTTPS://...`` does not).
+    """
+    wanted = _strip_slash(resource)
+    return next((entry for entry in audience if _strip_slash(entry) == wanted), None)
+
+
 @dataclass(frozen=True, slots=True)
 class DocumentAnswer:
     """A complete HTTP answer the guard sends itself (the metadata document, 405, preflight)."""
@@ -183,7 +194,7 @@ class ProtectedResource:
     root form ``/.well-known/oauth-protected-resource``.
     """
 
-    __slots__ = ("_audience", "_body", "document", "metadata_url", "paths", "resource")
+    __slots__ = ("_body", "document", "metadata_url", "paths", "resource")
 
     def __init__(self, fields: Mapping[str, Any], *, allow_query_token: bool = False) -> None:
         if not isinstance(fields, Mapping):
@@ -217,14 +228,13 @@ class ProtectedResource:
         # Requests arrive percent-decoded (ASGI path, PATH_INFO): match them decoded.
         self.paths = frozenset({WELL_KNOWN_PATH + unquote(path), WELL_KNOWN_PATH})
         self._body = json.dumps(document, separators=(",", ":")).encode()
-        self._audience = _strip_slash(self.resource)
 
     def __repr__(self) -> str:
         return f"ProtectedResource(resource={self.resource!r})"
 
     def issued_for(self, audience: tuple[str, ...]) -> bool:
         """RFC 8707: ``aud`` names this resource (exact strings, one trailing ``/`` aside)."""
-        return any(_strip_slash(entry) == self._audience for entry in audience)
+        return audience_entry(audience, self.resource) is not None
 
     def answer(self, method: str) -> DocumentAnswer:
         """The answer to ``method`` at one of ``paths``: the document, a preflight, or 405."""
