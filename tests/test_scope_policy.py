@@ -152,9 +152,7 @@ class Servers:
     def token(self, scopes: str) -> str:
         return self.auth.server.mint(sub="alice", scopes=scopes)
 
-    def send(
-        self, kind: str, method: str, path: str, token: str | None = None
-    ) -> httpx.Response:
+    def send(self, kind: str, method: str, path: str, token: str | None = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.request(method, self.urls[kind] + path, headers=headers, timeout=10)
 
@@ -236,7 +234,9 @@ def test_match_any_passes_with_one_of_the_scopes(servers: Servers, kind: str, gr
 def test_match_any_refusal_names_every_alternative(servers: Servers, kind: str) -> None:
     response = servers.send(kind, "GET", "/exact/any", servers.token("orders:read adm"))
     assert response.status_code == 403
-    description = "The access token needs one of these scopes (any one suffices): admin orders:write."
+    description = (
+        "The access token needs one of these scopes (any one suffices): admin orders:write."
+    )
     assert challenge(response) == (
         'Bearer realm="api", error="insufficient_scope", '
         f'error_description="{description}", scope="admin orders:write"'
