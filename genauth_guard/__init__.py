@@ -10,9 +10,9 @@ import typing as _typing
 from ._cache import SharedCache, TokenCache
 from ._challenge import Rejection
 from ._introspector import Introspector
+from ._resilience import CircuitBreaker, RetryPolicy
 from ._scopes import get_token_info, require_scopes
 from ._sync_introspector import SyncIntrospector
-from ._resilience import CircuitBreaker, RetryPolicy
 from ._token_info import TokenInfo
 from ._validation import ClaimRules
 from ._verifier import SyncTokenVerifier, TokenVerifier

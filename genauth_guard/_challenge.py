@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # RFC 6750 3: error_description and scope values use %x20-21 / %x23-5B / %x5D-7E.
 _NOT_ALLOWED = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
@@ -37,6 +37,7 @@ class Rejection:
     description: str
     scope: str | None = None
     retry_after: int | None = None
+    resource_metadata: str | None = None
 
     def challenge(self, realm: str) -> str | None:
         """The ``WWW-Authenticate`` value, or ``None`` when none is sent (503)."""
@@ -48,6 +49,8 @@ class Rejection:
             params.append(f"error_description={quoted(self.description)}")
         if self.scope:
             params.append(f"scope={quoted(self.scope)}")
+        if self.resource_metadata:  # RFC 9728 5.1: where the client learns how to get a token
+            params.append(f"resource_metadata={quoted(self.resource_metadata)}")
         return "Bearer " + ", ".join(params)
 
     def headers(self, realm: str) -> list[tuple[str, str]]:
@@ -64,6 +67,18 @@ class Rejection:
         """The JSON body ``{"error", "error_description"}``."""
         error = self.error or "unauthorized"
         return json.dumps({"error": error, "error_description": self.description}).encode()
+
+
+def pointing_to(rejection: Rejection, resource_metadata: str | None) -> Rejection:
+    """``rejection`` whose challenge names the resource's metadata URL (RFC 9728 5.1).
+
+    Every challenge does (400, 401, 403): a client that gets one learns
+    where to read which authorization server and scopes to ask for. A 503
+    has no challenge to carry it.
+    """
+    if resource_metadata is None or rejection.status == 503:
+        return rejection
+    return replace(rejection, resource_metadata=resource_metadata)
 
 
 def missing_token() -> Rejection:
@@ -87,14 +102,14 @@ def invalid_token(description: str = "") -> Rejection:
     )
 
 
-def insufficient_scope(required: tuple[str, ...] | frozenset[str]) -> Rejection:
+def insufficient_scope(required: tuple[str, ...] | frozenset[str], match: str = "all") -> Rejection:
+    """403 naming every scope the request needs (for ``match="any"``: every alternative)."""
     scope = " ".join(sorted(required))
-    return Rejection(
-        403,
-        "insufficient_scope",
-        f"The access token lacks the scope this resource needs: {scope}.",
-        scope=scope,
-    )
+    if match == "any" and len(required) > 1:
+        description = f"The access token needs one of these scopes (any one suffices): {scope}."
+    else:
+        description = f"The access token lacks the scope this resource needs: {scope}."
+    return Rejection(403, "insufficient_scope", description, scope=scope)
 
 
 def unavailable(retry_after: int) -> Rejection:

@@ -14,9 +14,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ._bearer import DEFAULT_MAX_TOKEN_LENGTH
 from ._challenge import Rejection
 from ._logging import logger
-from ._policy import GuardOptions, GuardPolicy
-from ._request_view import REALM_KEY, SCOPE_KEY, AsgiRequest, asgi_path
-from ._responses import send_asgi
+from ._policy import GuardOptions, GuardPolicy, verifier_checks_audience
+from ._request_view import (
+    REALM_KEY,
+    RESOURCE_METADATA_KEY,
+    SCOPE_KEY,
+    STRATEGY_KEY,
+    AsgiRequest,
+    asgi_path,
+)
+from ._responses import send_asgi, send_asgi_document
 from ._token_info import TokenInfo
 from ._verifier import TokenVerifier, check_async_verifier
 from .errors import IntrospectionError
@@ -60,7 +67,9 @@ class GenAuthGuard:
     ``scope["auth"]`` (``AuthCredentials`` with the token's scopes) and
     ``scope["token_info"]``. Lifespan and other scope types pass untouched.
     ``options`` are ``policy.GuardOptions``: ``exclude_paths``,
-    ``required_scopes``, ``realm``, ``allow_query_token``, ``retry_after``.
+    ``required_scopes``, ``realm``, ``allow_query_token``, ``retry_after``,
+    ``protected_resource`` (RFC 9728 metadata, served at its well-known
+    paths; RFC 8707 audience check), ``scope_strategy`` and ``rules``.
     """
 
     def __init__(
@@ -73,16 +82,31 @@ class GenAuthGuard:
         self.app = app
         self.introspector = check_async_verifier(introspector)
         max_length = getattr(introspector, "max_token_length", DEFAULT_MAX_TOKEN_LENGTH)
-        self.policy = GuardPolicy(max_token_length=max_length, **options)
+        self.policy = GuardPolicy(
+            max_token_length=max_length,
+            check_audience=not verifier_checks_audience(introspector),
+            **options,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        # Even on excluded paths: a route's own 401/403 names this guard's realm.
-        scope[REALM_KEY] = self.policy.realm
+        # Even on excluded paths: a route's own 401/403 answers like this guard.
+        policy = self.policy
+        scope[REALM_KEY] = policy.realm
+        scope[STRATEGY_KEY] = policy.scope_strategy
+        if policy.resource_metadata is None:
+            scope.pop(RESOURCE_METADATA_KEY, None)
+        else:
+            scope[RESOURCE_METADATA_KEY] = policy.resource_metadata
         request = AsgiRequest(scope)
-        if self.policy.is_excluded(request.path):
+        if scope["type"] == "http" and policy.resource is not None:
+            document = policy.document(request)
+            if document is not None:
+                await send_asgi_document(document, send)
+                return
+        if policy.is_excluded(request.path):
             await self.app(scope, receive, send)
             return
         outcome = await self._authenticate(request)

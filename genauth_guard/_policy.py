@@ -1,14 +1,17 @@
 """The guard's decisions, shared by the ASGI and WSGI middlewares.
 
 Given what a request carries and what the introspector answered, decide:
-pass, or which ``Rejection``. No I/O and no framework here.
+pass, or which ``Rejection``. No I/O and no framework here. Also where the
+guard's RFC 9728 resource (``protected_resource``) and scope policy
+(``scope_strategy``, ``rules``) are applied, once for both middlewares.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from typing import TypedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, TypedDict
 
 from ._bearer import DEFAULT_MAX_TOKEN_LENGTH, extract_bearer
 from ._challenge import (
@@ -18,28 +21,46 @@ from ._challenge import (
     invalid_request,
     invalid_token,
     missing_token,
+    pointing_to,
     unavailable,
 )
 from ._request_view import RequestView
+from ._resource_metadata import DocumentAnswer, ProtectedResource
+from ._scope_policy import (
+    DEFAULT_STRATEGY,
+    ScopeRules,
+    ScopeStrategy,
+    check_strategy,
+    satisfied,
+    scope_set,
+)
 from ._token_info import TokenInfo
 from .errors import ConfigurationError, IntrospectionError, InvalidRequest
 
 DEFAULT_RETRY_AFTER = 5
 
+__all__ = ["GuardOptions", "GuardPolicy", "missing_scopes", "scope_set", "verifier_checks_audience"]
 
-def scope_set(scopes: Iterable[str] | str, option: str) -> frozenset[str]:
-    """Scope names from a list or a space-separated string; ``ConfigurationError`` if malformed."""
-    if isinstance(scopes, str):
-        scopes = scopes.split()
-    result = frozenset(scopes)
-    if any(not s or not isinstance(s, str) or " " in s for s in result):
-        raise ConfigurationError(f"{option} must be scope names without spaces, got {scopes!r}.")
-    return result
+Rule = tuple[str, str, Iterable[str] | str]
+"""``(method, path, scopes)``: ``("GET", "/orders/*", "orders:read")``."""
 
 
-def missing_scopes(info: TokenInfo, required: frozenset[str]) -> Rejection | None:
-    """``insufficient_scope`` naming every required scope, or ``None`` if all were granted."""
-    return None if info.has_scopes(required) else insufficient_scope(tuple(required))
+def missing_scopes(
+    info: TokenInfo,
+    required: frozenset[str],
+    match: str = "all",
+    strategy: str = DEFAULT_STRATEGY,
+) -> Rejection | None:
+    """``insufficient_scope`` naming every required scope, or ``None`` if ``info`` has them."""
+    if satisfied(info.scopes, required, match, strategy):
+        return None
+    return insufficient_scope(tuple(required), match)
+
+
+def verifier_checks_audience(verifier: object) -> bool:
+    """Whether the verifier was given its own ``audience=`` rule (then the guard leaves aud be)."""
+    rules = getattr(verifier, "rules", None)
+    return getattr(rules, "audience", None) is not None
 
 
 class GuardOptions(TypedDict, total=False):
@@ -50,6 +71,13 @@ class GuardOptions(TypedDict, total=False):
     request needs. ``realm``: named in every challenge. ``allow_query_token``:
     accept ``?access_token=`` (off: URLs end up in logs). ``retry_after``:
     seconds in a 503's ``Retry-After`` when the server named none.
+
+    ``protected_resource``: RFC 9728 fields (``resource`` required); the
+    guard serves the document, names it in every challenge and refuses
+    tokens whose ``aud`` does not name ``resource`` (RFC 8707).
+    ``scope_strategy``: ``"exact"``, ``"hierarchic"`` or ``"wildcard"``.
+    ``rules``: ``[(method, path, scopes), ...]``, the first match applies on
+    top of ``required_scopes``.
     """
 
     exclude_paths: Iterable[str]
@@ -57,6 +85,9 @@ class GuardOptions(TypedDict, total=False):
     realm: str
     allow_query_token: bool
     retry_after: int
+    protected_resource: Mapping[str, Any] | None
+    scope_strategy: ScopeStrategy
+    rules: Iterable[Rule] | None
 
 
 class GuardPolicy:
@@ -71,6 +102,10 @@ class GuardPolicy:
         allow_query_token: bool = False,
         max_token_length: int = DEFAULT_MAX_TOKEN_LENGTH,
         retry_after: int = DEFAULT_RETRY_AFTER,
+        protected_resource: Mapping[str, Any] | None = None,
+        scope_strategy: ScopeStrategy = DEFAULT_STRATEGY,
+        rules: Iterable[Rule] | None = (),
+        check_audience: bool = True,
     ) -> None:
         if isinstance(exclude_paths, str):
             exclude_paths = (exclude_paths,)
@@ -97,6 +132,16 @@ class GuardPolicy:
         self.allow_query_token = allow_query_token
         self.max_token_length = max_token_length
         self.retry_after = retry_after
+        self.scope_strategy = check_strategy(scope_strategy)
+        self.rules = ScopeRules(rules)
+        self.resource = (
+            None
+            if protected_resource is None
+            else ProtectedResource(protected_resource, allow_query_token=allow_query_token)
+        )
+        self.resource_metadata = None if self.resource is None else self.resource.metadata_url
+        # RFC 8707, unless the verifier was given its own audience rule, which stands instead.
+        self.audience = self.resource if check_audience else None
 
     def is_excluded(self, path: str) -> bool:
         """True when ``path`` is served without a token.
@@ -130,18 +175,65 @@ class GuardPolicy:
 
     def token_of(self, request: RequestView) -> str | Rejection:
         """``token`` for a request seen through its framework-neutral view."""
-        return self.token(request.authorization(), request.query_string())
+        token = self.token(request.authorization(), request.query_string())
+        if isinstance(token, Rejection):
+            return self.refusal(token, request)
+        return token
+
+    def document(self, request: RequestView) -> DocumentAnswer | None:
+        """The RFC 9728 document (or preflight, or 405) when ``request`` asks for it, else ``None``.
+
+        Served before any token check, on excluded paths too: it is public.
+        """
+        if self.resource is None or request.path not in self.resource.paths:
+            return None
+        return self.resource.answer(request.method)
+
+    def needed_scopes(self, request: RequestView | None) -> frozenset[str]:
+        """``required_scopes`` plus those of the first rule matching ``request``."""
+        if request is None or not self.rules:
+            return self.required_scopes
+        return self.required_scopes | self.rules.scopes_for(request.method, request.path)
+
+    def refusal(
+        self,
+        rejection: Rejection,
+        request: RequestView | None,
+        needed: frozenset[str] | None = None,
+    ) -> Rejection:
+        """``rejection`` as sent: naming the metadata URL, and on a 401 the scopes needed.
+
+        RFC 6750 3 allows ``scope`` on any challenge; MCP clients ask for
+        what a 401 names (else everything in ``scopes_supported``).
+        """
+        if rejection.status == 401 and rejection.scope is None:
+            scopes = self.needed_scopes(request) if needed is None else needed
+            if scopes:
+                rejection = replace(rejection, scope=" ".join(sorted(scopes)))
+        return pointing_to(rejection, self.resource_metadata)
 
     def check(self, info: TokenInfo, request: RequestView | None = None) -> Rejection | None:
         """The rejection for this answer, or ``None`` when the request may pass.
 
-        Runs on every request, cached answer or not: scopes are never cached
-        as a decision.
+        Runs on every request, cached answer or not: the audience, rules
+        and scopes are never cached as a decision, so one introspector (and
+        its cache) can serve guards for different resources.
         """
         if not info.active:
-            return invalid_token()
-        if self.required_scopes:
-            return missing_scopes(info, self.required_scopes)
+            return self.refusal(invalid_token(), request)
+        if self.audience is not None and not self.audience.issued_for(info.aud):
+            expected = self.audience.resource
+            return self.refusal(
+                invalid_token(
+                    f"The access token was not issued for this resource: its aud must name "
+                    f"{expected} (RFC 8707); ask the authorization server for a token with "
+                    f"resource={expected}."
+                ),
+                request,
+            )
+        needed = self.needed_scopes(request)
+        if needed and not satisfied(info.scopes, needed, "all", self.scope_strategy):
+            return self.refusal(insufficient_scope(tuple(needed)), request, needed)
         return None
 
     def failure(self, error: IntrospectionError) -> Rejection:

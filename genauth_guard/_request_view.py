@@ -25,6 +25,10 @@ ENVIRON_KEY = "genauth_guard.token_info"
 """``environ[ENVIRON_KEY]``: the ``TokenInfo`` of an accepted WSGI request."""
 REALM_KEY = "genauth_guard.realm"
 """The realm of the guard that saw the request, so later challenges name the same."""
+RESOURCE_METADATA_KEY = "genauth_guard.resource_metadata"
+"""The RFC 9728 metadata URL of the guard that saw the request, for later challenges."""
+STRATEGY_KEY = "genauth_guard.scope_strategy"
+"""The scope strategy of the guard that saw the request, for ``require_scopes``."""
 
 
 class RequestView(Protocol):

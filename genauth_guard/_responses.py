@@ -19,6 +19,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from ._challenge import Rejection
+from ._resource_metadata import DocumentAnswer
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
@@ -54,6 +55,13 @@ async def send_asgi(
     headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": rejection.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def send_asgi_document(answer: DocumentAnswer, send: Callable[[dict[str, Any]], Any]) -> None:
+    """Send an answer the guard writes whole (the RFC 9728 document, its preflight, a 405)."""
+    headers = [(k.lower().encode(), v.encode()) for k, v in answer.headers]
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    await send({"type": "http.response.body", "body": answer.body})
 
 
 def starlette_response(rejection: Rejection, realm: str) -> Any:
@@ -135,6 +143,12 @@ def answer_wsgi(rejection: Rejection, realm: str, start_response: StartResponse)
     headers = [*rejection.headers(realm), ("Content-Length", str(len(body)))]
     start_response(f"{rejection.status} {HTTPStatus(rejection.status).phrase}", headers)
     return [body]
+
+
+def answer_wsgi_document(answer: DocumentAnswer, start_response: StartResponse) -> list[bytes]:
+    """``send_asgi_document`` for WSGI; returns the body iterable."""
+    start_response(f"{answer.status} {HTTPStatus(answer.status).phrase}", list(answer.headers))
+    return [answer.body] if answer.body else []
 
 
 def _django_response(rejection: Rejection, realm: str) -> Any:

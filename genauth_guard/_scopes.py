@@ -14,10 +14,19 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from ._challenge import Rejection
-from ._policy import missing_scopes, scope_set
-from ._request_view import ENVIRON_KEY, REALM_KEY, SCOPE_KEY
+from ._challenge import Rejection, pointing_to
+from ._policy import missing_scopes
+from ._request_view import ENVIRON_KEY, REALM_KEY, RESOURCE_METADATA_KEY, SCOPE_KEY, STRATEGY_KEY
 from ._responses import WebSocketRefusal, find_request, http_exception, starlette_response
+from ._scope_policy import (
+    DEFAULT_STRATEGY,
+    STRATEGIES,
+    Match,
+    ScopeStrategy,
+    check_match,
+    check_strategy,
+    scope_set,
+)
 from ._token_info import INACTIVE, TokenInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -56,6 +65,17 @@ def guard_realm(request: Any) -> str:
     return _lookup(request, REALM_KEY, str) or DEFAULT_REALM
 
 
+def guard_strategy(request: Any) -> str:
+    """The scope strategy of the guard that let the request in (``"exact"`` without one)."""
+    strategy = _lookup(request, STRATEGY_KEY, str)
+    return strategy if strategy in STRATEGIES else DEFAULT_STRATEGY
+
+
+def guard_resource_metadata(request: Any) -> str | None:
+    """The RFC 9728 metadata URL of the guard that let the request in, if it has one."""
+    return _lookup(request, RESOURCE_METADATA_KEY, str)
+
+
 def rejection_response(rejection: Rejection, realm: str = DEFAULT_REALM) -> Any:
     """A Starlette response for ``rejection``."""
     return starlette_response(rejection, realm)
@@ -70,9 +90,17 @@ class ScopeRequirement:
     RFC 6750 challenge, and returns the ``TokenInfo``.
     """
 
-    def __init__(self, scopes: frozenset[str], realm: str | None) -> None:
+    def __init__(
+        self,
+        scopes: frozenset[str],
+        realm: str | None,
+        match: Match = "all",
+        scope_strategy: ScopeStrategy | None = None,
+    ) -> None:
         self.scopes = scopes
         self.realm = realm
+        self.match = match
+        self.scope_strategy = scope_strategy
 
     @property
     def __signature__(self) -> inspect.Signature:
@@ -88,9 +116,20 @@ class ScopeRequirement:
             return_annotation=TokenInfo,
         )
 
-    def rejection(self, info: TokenInfo | None) -> Rejection | None:
-        """Why ``info`` may not pass, or ``None``."""
-        return missing_scopes(info or INACTIVE, self.scopes)
+    def rejection(self, info: TokenInfo | None, request: Any = None) -> Rejection | None:
+        """Why ``info`` may not pass, or ``None``.
+
+        With ``request``, the guard that let it in supplies the strategy
+        (when ``scope_strategy`` is ``None``) and the metadata URL the 403
+        names (RFC 9728 5.1: MCP clients step up their scopes from it).
+        """
+        strategy: str = self.scope_strategy or (
+            DEFAULT_STRATEGY if request is None else guard_strategy(request)
+        )
+        rejection = missing_scopes(info or INACTIVE, self.scopes, self.match, strategy)
+        if rejection is None or request is None:
+            return rejection
+        return pointing_to(rejection, guard_resource_metadata(request))
 
     def __call__(self, target: Any = None, *, request: Any = None) -> Any:
         if request is not None or _is_starlette_connection(target):
@@ -102,7 +141,7 @@ class ScopeRequirement:
 
     def _dependency(self, request: Any) -> TokenInfo:
         info = get_token_info(request) or INACTIVE
-        rejection = self.rejection(info)
+        rejection = self.rejection(info, request)
         if rejection is not None:
             raise http_exception(rejection, self.realm or guard_realm(request))
         return info
@@ -111,7 +150,7 @@ class ScopeRequirement:
         def denied(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             """The framework's 403 response, or ``None`` when the endpoint may run."""
             request, respond = find_request(args, kwargs)
-            rejection = self.rejection(get_token_info(request))
+            rejection = self.rejection(get_token_info(request), request)
             if rejection is None:
                 return None
             return respond(rejection, self.realm or guard_realm(request))
@@ -148,15 +187,26 @@ def _is_starlette_connection(value: object) -> bool:
     return isinstance(scope, Mapping) and scope.get("type") in ("http", "websocket")
 
 
-def require_scopes(*scopes: str, realm: str | None = None) -> ScopeRequirement:
-    """Require every one of ``scopes`` for a route (403 ``insufficient_scope`` otherwise).
+def require_scopes(
+    *scopes: str,
+    realm: str | None = None,
+    match: Match = "all",
+    scope_strategy: ScopeStrategy | None = None,
+) -> ScopeRequirement:
+    """Require ``scopes`` for a route (403 ``insufficient_scope`` otherwise).
 
-    The challenge names ``realm``, by default the realm of the guard that let
-    the request in.
+    ``match="all"`` (every scope) or ``"any"`` (one of them suffices; the
+    403 names them all). ``scope_strategy``: ``"exact"``, ``"hierarchic"``
+    or ``"wildcard"`` (see ``GenAuthGuard``); ``None`` takes the strategy of
+    the guard that let the request in. The challenge names ``realm``, by
+    default the guard's realm, and the guard's RFC 9728 metadata URL.
 
     ``@require_scopes("orders:read")`` on a Starlette endpoint, or
     ``Depends(require_scopes("orders:read"))`` in FastAPI.
     """
     if not scopes:
         raise TypeError("require_scopes() needs at least one scope name")
-    return ScopeRequirement(scope_set(scopes, "require_scopes"), realm)
+    strategy = None if scope_strategy is None else check_strategy(scope_strategy)
+    return ScopeRequirement(
+        scope_set(scopes, "require_scopes"), realm, check_match(match), strategy
+    )

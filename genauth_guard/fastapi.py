@@ -23,9 +23,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ._challenge import missing_token
+from ._challenge import missing_token, pointing_to
 from ._responses import http_exception
-from ._scopes import get_token_info, guard_realm, require_scopes
+from ._scopes import get_token_info, guard_realm, guard_resource_metadata, require_scopes
 from ._token_info import TokenInfo
 
 bearer_scheme = HTTPBearer(
@@ -57,8 +57,9 @@ def require_token(*scopes: str, realm: str | None = None) -> Callable[..., Token
         answer_realm = realm or guard_realm(request)
         info = get_token_info(request)
         if info is None or not info.active:
-            raise http_exception(missing_token(), answer_realm)
-        rejection = requirement.rejection(info) if requirement is not None else None
+            refusal = pointing_to(missing_token(), guard_resource_metadata(request))
+            raise http_exception(refusal, answer_realm)
+        rejection = requirement.rejection(info, request) if requirement is not None else None
         if rejection is not None:
             raise http_exception(rejection, answer_realm)
         return info

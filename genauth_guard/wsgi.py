@@ -14,9 +14,17 @@ from typing import TYPE_CHECKING, Unpack
 from ._bearer import DEFAULT_MAX_TOKEN_LENGTH
 from ._challenge import Rejection
 from ._logging import logger
-from ._policy import GuardOptions, GuardPolicy
-from ._request_view import ENVIRON_KEY, REALM_KEY, WsgiRequest, wsgi_authorization, wsgi_path
-from ._responses import answer_wsgi
+from ._policy import GuardOptions, GuardPolicy, verifier_checks_audience
+from ._request_view import (
+    ENVIRON_KEY,
+    REALM_KEY,
+    RESOURCE_METADATA_KEY,
+    STRATEGY_KEY,
+    WsgiRequest,
+    wsgi_authorization,
+    wsgi_path,
+)
+from ._responses import answer_wsgi, answer_wsgi_document
 from ._token_info import TokenInfo
 from ._verifier import SyncTokenVerifier, check_sync_verifier
 from .errors import IntrospectionError
@@ -40,8 +48,9 @@ class GenAuthGuardWSGI:
     ``username``, like ``scope["user"]`` on the ASGI side; unset, even if the
     server had set it, for a client acting for itself: ``client_id`` is no
     user) and ``environ["AUTH_TYPE"] = "Bearer"``; ``require_scopes`` finds
-    the guard's realm in ``environ["genauth_guard.realm"]``. The options and
-    the answers are those of ``GenAuthGuard``.
+    the guard's realm in ``environ["genauth_guard.realm"]`` (and its scope
+    strategy and metadata URL beside it). The options and the answers are
+    those of ``GenAuthGuard``, the RFC 9728 document included.
 
     ``introspector`` is one ``SyncIntrospector`` per process, shared by all
     its threads: its cache and single flight only help if it is shared.
@@ -57,13 +66,26 @@ class GenAuthGuardWSGI:
         self.app = app
         self.introspector = check_sync_verifier(introspector)
         max_length = getattr(introspector, "max_token_length", DEFAULT_MAX_TOKEN_LENGTH)
-        self.policy = GuardPolicy(max_token_length=max_length, **options)
+        self.policy = GuardPolicy(
+            max_token_length=max_length,
+            check_audience=not verifier_checks_audience(introspector),
+            **options,
+        )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = WsgiRequest(environ)
-        # Even on excluded paths: require_scopes answers in the same realm.
-        environ[REALM_KEY] = self.policy.realm
-        if self.policy.is_excluded(request.path):
+        policy = self.policy
+        # Even on excluded paths: require_scopes answers like this guard.
+        environ[REALM_KEY] = policy.realm
+        environ[STRATEGY_KEY] = policy.scope_strategy
+        if policy.resource_metadata is None:
+            environ.pop(RESOURCE_METADATA_KEY, None)
+        else:
+            environ[RESOURCE_METADATA_KEY] = policy.resource_metadata
+            document = policy.document(request)
+            if document is not None:
+                return answer_wsgi_document(document, start_response)
+        if policy.is_excluded(request.path):
             return self.app(environ, start_response)
         outcome = self._authenticate(request)
         if isinstance(outcome, Rejection):

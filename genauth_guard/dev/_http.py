@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -119,6 +119,17 @@ def _scope_param(form: Mapping[str, str]) -> tuple[str, ...]:
     return scopes
 
 
+def _resource_param(form: Mapping[str, str]) -> tuple[str, ...]:
+    """RFC 8707 2: ``resource`` is an absolute URI without a fragment; it becomes ``aud``."""
+    resource = form.get("resource")
+    if not resource:
+        return ()
+    parts = urlsplit(resource)
+    if not parts.scheme or not parts.netloc or "#" in resource:
+        raise OAuthError(400, "invalid_target", "resource must be an absolute URI, no fragment")
+    return (resource,)
+
+
 def _token_response(token: str, lifetime: float, scopes: tuple[str, ...]) -> Response:
     """RFC 6749 5.1; no refresh token (4.4.3)."""
     body = {
@@ -209,9 +220,13 @@ def routes(server: DevStore) -> list[Route]:
         return _token_response(issued, server.token_lifetime, scopes)
 
     async def dev_mint(request: Request) -> Response:
-        """Not GenAuth's: form ``sub``, ``scope``, ``expires_in``, ``username`` + client auth."""
+        """Not GenAuth's: form ``sub``, ``scope``, ``expires_in``, ``username``, ``resource``.
+
+        ``resource`` (RFC 8707) becomes the token's ``aud``. Plus client auth.
+        """
         client, form = await checked(request)
         scopes = _scope_param(form)
+        audience = _resource_param(form)
         lifetime = server.token_lifetime
         if form.get("expires_in"):
             try:
@@ -224,6 +239,7 @@ def routes(server: DevStore) -> list[Route]:
             expires_in=lifetime,
             client_id=client.client_id,
             username=form.get("username") or None,
+            audience=audience,
         )
         return _token_response(issued, lifetime, scopes)
 
