@@ -24,6 +24,7 @@ from ._client_auth import ClientCredentials, check_auth_method, client_authentic
 from ._environment import settings_from_env
 from ._flow import FlowSettings, IntrospectionFlow
 from ._genauth import DEFAULT_AUTH_METHOD, DEFAULT_PROTOCOL, genauth_endpoints, genauth_settings
+from ._jwt_response import signed_answers
 from ._options import DEFAULTS, PARTS, IntrospectorOptions, TuningOptions
 from ._resilience import CircuitBreaker, RetryPolicy
 from ._settings import ClientSettings, check_endpoint_url, non_negative, positive_int
@@ -70,6 +71,44 @@ def check_http_client(client: object, expected: type, driver: str, other: str) -
         )
 
 
+def _optional_str(o: Mapping[str, Any], name: str) -> str | None:
+    value = o[name]
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ConfigurationError(f"{name} must be a non-empty str, or None.")
+    return value
+
+
+def _credentials(o: Mapping[str, Any]) -> ClientCredentials:
+    """The client's credentials from the options, the signing ones included."""
+    return ClientCredentials(
+        o.get("client_id", ""),
+        o["client_secret"],
+        issuer=_optional_str(o, "authorization_server_issuer")
+        or _optional_str(o, "jwt_response_issuer"),
+        private_key=o["client_private_key"],
+        key_id=_optional_str(o, "client_key_id"),
+        assertion_alg=_optional_str(o, "client_assertion_alg"),
+        assertion_audience=_optional_str(o, "client_assertion_audience"),
+    )
+
+
+def _check_signing_options_used(o: Mapping[str, Any], methods: set[str]) -> None:
+    """A key or assertion option that no configured method uses is a mistake: say so."""
+    uses = {
+        "client_private_key": {"private_key_jwt"},
+        "client_key_id": {"private_key_jwt"},
+        "client_assertion_alg": {"private_key_jwt", "client_secret_jwt"},
+        "client_assertion_audience": {"private_key_jwt", "client_secret_jwt"},
+    }
+    for name, users in uses.items():
+        if o[name] is not None and not methods & users:
+            raise ConfigurationError(
+                f"{name} is set, but no auth method uses it: pass auth_method="
+                f"{sorted(users)[-1]!r} (GenAuth: introspection_endpoint_auth_method), or "
+                f"drop {name}."
+            )
+
+
 class IntrospectorBase:
     """Options, parts and the cached lookup shared by ``Introspector`` and ``SyncIntrospector``.
 
@@ -88,7 +127,7 @@ class IntrospectorBase:
         self.introspection_endpoint = check_endpoint_url(
             introspection_endpoint, "introspection_endpoint", allow_insecure_http=insecure
         )
-        credentials = ClientCredentials(o.get("client_id", ""), o["client_secret"])
+        credentials = _credentials(o)
         self.auth = client_authentication(o["auth_method"], credentials)
         revocation = o["revocation_endpoint"]
         self.revocation_endpoint = (
@@ -111,6 +150,14 @@ class IntrospectorBase:
             else check_endpoint_url(userinfo, "userinfo_endpoint", allow_insecure_http=insecure)
         )
         self.require_userinfo = bool(o["require_userinfo"])
+        _check_signing_options_used(o, {self.auth.method, self.revocation_auth.method})
+        self.jwks, jwt_response_issuer = signed_answers(
+            o["jwt_response"],
+            o["jwks_uri"],
+            o["jwt_response_issuer"],
+            credentials.issuer,
+            allow_insecure_http=insecure,
+        )
         self.token_type_hint = o["token_type_hint"] or None
         self.timeout = non_negative("timeout", o["timeout"])
         if self.timeout == 0:
@@ -170,16 +217,20 @@ class IntrospectorBase:
                 serve_stale_on_error=self.serve_stale_on_error,
                 userinfo_endpoint=self.userinfo_endpoint,
                 require_userinfo=self.require_userinfo,
+                jwt_response_issuer=jwt_response_issuer,
             ),
             cache=self.cache,
             shared_cache=self.shared_cache,
             retry=retry,
             breaker=self.breaker,
             rules=rules,
+            jwks=self.jwks,
         )
         self.retry = retry
         self.rules = rules
-        self._key_prefix = namespace(self.introspection_endpoint, self.auth.client_id)
+        # Signed and unsigned answers never share cache entries (a shared cache included).
+        mode = () if self.jwks is None else ("jwt", self.jwks.uri, jwt_response_issuer or "")
+        self._key_prefix = namespace(self.introspection_endpoint, self.auth.client_id, *mode)
         self._timeout_extension = httpx.Timeout(self.timeout).as_dict()
 
     @property
@@ -241,6 +292,8 @@ class IntrospectorBase:
             "retries": self.retry.retries,
             "circuit_breaker_threshold": self.breaker.threshold,
             "serve_stale_on_error": self.serve_stale_on_error,
+            "jwt_response": self.jwks is not None,
+            "jwks_uri": None if self.jwks is None else self.jwks.uri,
         }
 
     # ------------------------------------------------------------ constructors
@@ -284,6 +337,7 @@ class IntrospectorBase:
             introspection_endpoint_auth_method,
             revocation_endpoint_auth_method,
             allow_insecure_http=options.get("allow_insecure_http", False),
+            private_key=options.get("client_private_key") is not None,
         )
         return cls._from_settings(settings, http_client, options)
 
@@ -343,7 +397,12 @@ class IntrospectorBase:
             http_client=metadata_client,
         )
         settings = discovered_settings(
-            metadata, client_id, client_secret, auth_method, revocation_auth_method
+            metadata,
+            client_id,
+            client_secret,
+            auth_method,
+            revocation_auth_method,
+            private_key=options.get("client_private_key") is not None,
         )
         if userinfo:
             options = {**options, "userinfo_endpoint": _userinfo_endpoint(metadata)}
@@ -358,7 +417,11 @@ class IntrospectorBase:
         http_client: httpx.AsyncClient | httpx.Client | None,
         options: TuningOptions,
     ) -> Self:
-        driver_options: dict[str, Any] = {} if http_client is None else {"http_client": http_client}
+        merged: dict[str, Any] = dict(options)
+        if http_client is not None:
+            merged["http_client"] = http_client
+        if options.get("jwt_response") is True and options.get("jwks_uri") is None:
+            merged["jwks_uri"] = settings.jwks_uri  # discovered, or GenAuth's
         return cls(
             settings.introspection_endpoint,
             client_id=settings.client_id,
@@ -366,6 +429,6 @@ class IntrospectorBase:
             auth_method=settings.auth_method,
             revocation_endpoint=settings.revocation_endpoint,
             revocation_auth_method=settings.revocation_auth_method,
-            **options,
-            **driver_options,
+            authorization_server_issuer=settings.issuer,
+            **merged,
         )

@@ -24,6 +24,7 @@ from ._genauth import (
     check_protocol,
     normalize_app_host,
 )
+from ._jose import load_private_key
 from ._settings import (
     DEFAULT_AUTH_METHOD,
     ClientSettings,
@@ -58,12 +59,23 @@ ENV_VARIABLES: Final[tuple[str, ...]] = (
 )
 """The names ``from_env`` reads, after the prefix (``GENAUTH_`` by default)."""
 
+SIGNED_MESSAGE_VARIABLES: Final[tuple[str, ...]] = (
+    "CLIENT_PRIVATE_KEY_FILE",
+    "CLIENT_KEY_ID",
+    "CLIENT_ASSERTION_ALG",
+    "JWT_RESPONSE",
+    "JWKS_URI",
+    "JWT_RESPONSE_ISSUER",
+)
+"""The names for signed messages (``docs/signed-messages.md``), read like ``ENV_VARIABLES``."""
+
 _PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _COUNT = re.compile(r"[0-9]+")
 _MAX_SECONDS = 1e9  # about 31 years: more is a typo, and float("9" * 400) is infinity
 _MAX_DIGITS = 18  # any count beyond is a typo; and int() refuses over 4300 digits (ValueError)
 _MAX_SHOWN = 40  # characters of a wrong value a message repeats
+_MAX_KEY_FILE_BYTES = 64 * 1024  # an RSA-8192 PEM is under 7 KiB: more is the wrong file
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -158,6 +170,37 @@ class _Environment:
         )
         return None
 
+    def key_file(self, suffix: str) -> str | None:
+        """The private key in the file ``{prefix}{suffix}`` names, checked; never quoted.
+
+        Read here, at start-up, so a missing, unreadable, encrypted or
+        public-only key is reported with the other problems, naming the
+        variable and the file, never the content.
+        """
+        path = self.text(suffix)
+        if path is None:
+            return None
+        name = self.name(suffix)
+        try:
+            with open(path, "rb") as file:
+                data = file.read(_MAX_KEY_FILE_BYTES + 1)
+        except OSError as exc:
+            self.problems.append(
+                f"{name}={self.shown(path)} cannot be read ({type(exc).__name__}: "
+                f"{exc.strerror or 'failed'}); point it at the client's private key file "
+                "(PEM or JWK) and make it readable by this process."
+            )
+            return None
+        if len(data) > _MAX_KEY_FILE_BYTES:
+            self.problems.append(
+                f"{name}={self.shown(path)} is larger than {_MAX_KEY_FILE_BYTES} bytes; it is "
+                "not a private key file."
+            )
+            return None
+        text = data.decode("ascii", errors="replace")
+        checked = self.checked(load_private_key, text, option=f"the key in {name}")
+        return None if checked is None else text
+
     def checked(self, check: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
         """``check(*args, **kwargs)``, or ``None`` with its complaint kept in ``problems``."""
         try:
@@ -168,7 +211,7 @@ class _Environment:
 
     def warn_about_misspellings(self) -> None:
         """Log set variables that look like a misspelled setting (a typo is otherwise silent)."""
-        known = [self.name(suffix) for suffix in ENV_VARIABLES]
+        known = [self.name(suffix) for suffix in (*ENV_VARIABLES, *SIGNED_MESSAGE_VARIABLES)]
         for variable in self.environ:
             if variable.startswith(self.prefix) and variable not in known:
                 close = difflib.get_close_matches(variable, known, n=1, cutoff=0.85)
@@ -192,6 +235,9 @@ def settings_from_env(
     env = _Environment(environ, prefix)
     env.warn_about_misspellings()
     options = _read_tuning(env)
+    private_key = env.key_file("CLIENT_PRIVATE_KEY_FILE")
+    if private_key is not None:
+        options["client_private_key"] = private_key
     credentials = env.checked(
         check_credentials,
         env.text("APP_ID"),
@@ -204,6 +250,7 @@ def settings_from_env(
             introspection_auth_method=env.name("INTROSPECTION_AUTH_METHOD"),
             revocation_auth_method=env.name("REVOCATION_AUTH_METHOD"),
         ),
+        private_key=env.text("CLIENT_PRIVATE_KEY_FILE") is not None,
     )
     endpoints = _env_endpoints(env, options.get("allow_insecure_http", allow_insecure_http))
     if env.problems or credentials is None or endpoints is None:
@@ -216,6 +263,8 @@ def settings_from_env(
         auth_method=method,
         revocation_endpoint=endpoints[1],
         revocation_auth_method=revocation_method,
+        issuer=endpoints[2],
+        jwks_uri=endpoints[3],
     )
     return settings, options
 
@@ -234,11 +283,24 @@ def _read_tuning(env: _Environment) -> TuningOptions:
         options["timeout"] = timeout
     if (leeway := env.seconds("LEEWAY")) is not None:
         options["leeway"] = leeway
+    if (key_id := env.text("CLIENT_KEY_ID")) is not None:
+        options["client_key_id"] = key_id
+    if (alg := env.text("CLIENT_ASSERTION_ALG")) is not None:
+        options["client_assertion_alg"] = alg
+    if (jwt_response := env.flag("JWT_RESPONSE")) is not None:
+        options["jwt_response"] = jwt_response
+    if (jwks_uri := env.text("JWKS_URI")) is not None:
+        options["jwks_uri"] = jwks_uri
+    if (jwt_issuer := env.text("JWT_RESPONSE_ISSUER")) is not None:
+        options["jwt_response_issuer"] = jwt_issuer
     return options
 
 
-def _env_endpoints(env: _Environment, allow_insecure_http: bool) -> tuple[str, str | None] | None:
-    """The introspection and revocation endpoints: explicit ones win over ``APP_HOST``'s.
+def _env_endpoints(
+    env: _Environment, allow_insecure_http: bool
+) -> tuple[str, str | None, str | None, str | None] | None:
+    """The introspection and revocation endpoints, issuer and JWKS: explicit ones win over
+    ``APP_HOST``'s (which also gives GenAuth's issuer and JWKS URI).
 
     Each variable is checked on its own; complaints go to ``env.problems``.
     """
@@ -252,6 +314,7 @@ def _env_endpoints(env: _Environment, allow_insecure_http: bool) -> tuple[str, s
         check_protocol, env.text("PROTOCOL") or DEFAULT_PROTOCOL, env.name("PROTOCOL")
     )
     host = env.text("APP_HOST")
+    issuer = jwks = None
     if host is None:
         if "INTROSPECTION_ENDPOINT" not in explicit:
             env.problems.append(
@@ -267,5 +330,8 @@ def _env_endpoints(env: _Environment, allow_insecure_http: bool) -> tuple[str, s
             endpoints = GenAuthEndpoints(app_host, protocol)
             explicit.setdefault("INTROSPECTION_ENDPOINT", endpoints.introspection)
             explicit.setdefault("REVOCATION_ENDPOINT", endpoints.revocation)
+            issuer, jwks = endpoints.issuer, endpoints.jwks
     introspection = explicit.get("INTROSPECTION_ENDPOINT")
-    return None if introspection is None else (introspection, explicit.get("REVOCATION_ENDPOINT"))
+    if introspection is None:
+        return None
+    return introspection, explicit.get("REVOCATION_ENDPOINT"), issuer, jwks

@@ -23,12 +23,14 @@ from __future__ import annotations
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from . import _jwt_response as jwt_response
 from ._cache import SharedCache, TokenCache, key_hint
 from ._client_auth import ClientAuthentication
+from ._jwks import Fetch, JwksCache
 from ._logging import (
     FailureLog,
     profile_failed,
@@ -55,6 +57,9 @@ from .errors import (
     InvalidIntrospectionResponse,
     RevocationError,
 )
+
+if TYPE_CHECKING:
+    from ._jose import PublicKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +140,8 @@ class FlowSettings:
     serve_stale_on_error: bool
     userinfo_endpoint: str | None = None
     require_userinfo: bool = False
+    jwt_response_issuer: str | None = None
+    """RFC 9701: the issuer signed answers must name; ``None``: plain JSON answers."""
 
 
 class IntrospectionFlow:
@@ -142,7 +149,8 @@ class IntrospectionFlow:
 
     ``cache`` (local, always), ``shared_cache`` (a second level, or ``None``),
     ``retry``, ``breaker`` and ``rules`` are the components the introspector
-    was built with; the flow holds the decisions between them.
+    was built with; ``jwks`` the server's signing keys when answers are
+    signed JWTs (RFC 9701); the flow holds the decisions between them.
     """
 
     def __init__(
@@ -154,7 +162,11 @@ class IntrospectionFlow:
         retry: RetryPolicy,
         breaker: CircuitBreaker,
         rules: ClaimRules,
+        jwks: JwksCache | None = None,
     ) -> None:
+        if (jwks is None) != (settings.jwt_response_issuer is None):
+            raise ValueError("signed answers need both a JWKS and an issuer")
+        self.jwks = jwks
         self.settings = settings
         self.cache = cache
         self.shared_cache = shared_cache
@@ -207,9 +219,10 @@ class IntrospectionFlow:
                     self.settings.auth,
                     token,
                     self.settings.token_type_hint,
+                    accept=jwt_response.MEDIA_TYPE if self.jwks is not None else "application/json",
                 )
                 answer: Answer = yield Exchange(request)
-                return self._parse(key, answer)
+                return (yield from self._read(key, answer))
             except Exception as exc:  # every failure of one attempt is judged, none escapes
                 error, delay = self._judge(key, exc, attempt)
             if delay is None:
@@ -243,15 +256,62 @@ class IntrospectionFlow:
             return info
         return replace(info, userinfo=profile)
 
-    def _parse(self, key: bytes, answer: Answer) -> TokenInfo:
-        """The answer as ``TokenInfo`` with the claim rules applied; raises if there is none."""
-        info = parse_introspection_response(
-            answer.status, answer.headers, answer.body, now=time.time(), leeway=self.settings.leeway
-        )
+    def _read(self, key: bytes, answer: Answer) -> Flow:
+        """The answer's ``TokenInfo`` (``_parse``), after fetching the key a signed one needs."""
+        if self.jwks is None:
+            return self._parse(key, answer)
+        signed = jwt_response.read(answer.status, answer.headers, answer.body)
+        public_key = yield from self._signing_key(self.jwks, signed)
+        return self._parse(key, answer, signed, public_key)
+
+    def _parse(
+        self,
+        key: bytes,
+        answer: Answer,
+        signed: jwt_response.SignedAnswer | None = None,
+        public_key: PublicKey | None = None,
+    ) -> TokenInfo:
+        """The answer as ``TokenInfo`` with the claim rules applied; raises if there is none.
+
+        Plain JSON (RFC 7662), or, when answers are signed (RFC 9701), the
+        ``token_introspection`` of the JWT ``signed`` that ``public_key``
+        (from the server's JWKS) verifies.
+        """
+        leeway = self.settings.leeway
+        issuer = self.settings.jwt_response_issuer
+        if issuer is None:
+            info = parse_introspection_response(
+                answer.status, answer.headers, answer.body, now=time.time(), leeway=leeway
+            )
+        else:
+            if signed is None or public_key is None:
+                raise ValueError("a signed answer is parsed with its verified key (_read)")
+            info = jwt_response.verify(
+                signed,
+                public_key,
+                issuer=issuer,
+                client_id=self.settings.auth.client_id,
+                now=time.time(),
+                leeway=leeway,
+            )
         info, broken_rule = self.rules.apply(info)
         if broken_rule is not None:
             token_rejected(key_hint(key), broken_rule)
         return info
+
+    def _signing_key(self, jwks: JwksCache, signed: jwt_response.SignedAnswer) -> Flow:
+        """The JWKS key that must have signed ``signed``, fetching the set when the rules say."""
+        found = jwks.select(signed.kid, signed.alg, time.monotonic())
+        if found is Fetch.NEEDED:
+            try:
+                reply: Answer = yield Exchange(jwks.request())
+            except Exception as exc:
+                raise jwks.unreachable(exc) from None
+            jwks.store(reply.status, reply.headers, reply.body, time.monotonic())
+            found = jwks.select(signed.kid, signed.alg, time.monotonic(), may_fetch=False)
+        if found is None:
+            raise jwt_response.no_key(signed)
+        return found
 
     def _judge(
         self, key: bytes, exc: Exception, attempt: int

@@ -99,6 +99,11 @@ class GenAuthEndpoints:
         return f"{self.issuer}/me"
 
     @property
+    def jwks(self) -> str:
+        """Where GenAuth publishes its signing keys (always under ``/oidc``)."""
+        return f"{self.app_host}/oidc/.well-known/jwks.json"
+
+    @property
     def discovery(self) -> str:
         return f"{self.issuer}/.well-known/openid-configuration"
 
@@ -127,11 +132,19 @@ def genauth_settings(
     revocation_endpoint_auth_method: str | None = None,
     *,
     allow_insecure_http: bool = False,
+    private_key: bool = False,
 ) -> ClientSettings:
-    """Endpoints and credentials from GenAuth's options (the ``from_genauth`` arguments)."""
+    """Endpoints and credentials from GenAuth's options (the ``from_genauth`` arguments).
+
+    ``private_key``: whether a ``client_private_key`` was given.
+    """
     endpoints = genauth_endpoints(app_host, protocol, allow_insecure_http=allow_insecure_http)
     client_id, client_secret, method, revocation = check_credentials(
-        app_id, secret, introspection_endpoint_auth_method, revocation_endpoint_auth_method
+        app_id,
+        secret,
+        introspection_endpoint_auth_method,
+        revocation_endpoint_auth_method,
+        private_key=private_key,
     )
     return ClientSettings(
         introspection_endpoint=endpoints.introspection,
@@ -140,6 +153,8 @@ def genauth_settings(
         auth_method=method,
         revocation_endpoint=endpoints.revocation,
         revocation_auth_method=revocation,
+        issuer=endpoints.issuer,
+        jwks_uri=endpoints.jwks,
     )
 
 

@@ -13,7 +13,7 @@ not both.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Required, TypedDict
 
 from ._bearer import DEFAULT_MAX_TOKEN_LENGTH
@@ -50,6 +50,14 @@ class TuningOptions(TypedDict, total=False):
     token_type: str | None  # claim rule: token_type must equal it (ignoring case)
     userinfo_endpoint: str | None  # fetch the user's profile once per active token
     require_userinfo: bool  # a profile failure fails the request (503) instead of None
+    # Signed messages (extra genauth-guard[jose]; docs/signed-messages.md):
+    client_private_key: str | bytes | Mapping[str, Any] | None  # private_key_jwt: PEM or JWK
+    client_key_id: str | None  # the assertion's kid header (default: the JWK's kid)
+    client_assertion_alg: str | None  # default from the key (RS256, ES256...), HS256 for secrets
+    client_assertion_audience: str | None  # the assertion's aud (default: the issuer, or the URL)
+    jwt_response: bool  # RFC 9701: ask for, and accept only, signed JWT answers
+    jwks_uri: str | None  # the server's keys for jwt_response (discovery/GenAuth fill it)
+    jwt_response_issuer: str | None  # the iss signed answers must carry (default: the issuer)
     # The parts themselves (instead of their flat keywords above):
     cache: TokenCache
     shared_cache: SharedCache | None
@@ -66,6 +74,7 @@ class IntrospectorOptions(TuningOptions, total=False):
     auth_method: str
     revocation_endpoint: str | None
     revocation_auth_method: str | None
+    authorization_server_issuer: str | None  # its issuer id; from_genauth/from_discovery set it
 
 
 DEFAULTS: Final[dict[str, Any]] = {
@@ -73,6 +82,7 @@ DEFAULTS: Final[dict[str, Any]] = {
     "auth_method": "client_secret_post",
     "revocation_endpoint": None,
     "revocation_auth_method": None,  # the introspection method
+    "authorization_server_issuer": None,
     "cache_ttl": 300.0,
     "negative_cache_ttl": 10.0,
     "cache_maxsize": 10_000,
@@ -95,6 +105,13 @@ DEFAULTS: Final[dict[str, Any]] = {
     "token_type": None,
     "userinfo_endpoint": None,
     "require_userinfo": False,
+    "client_private_key": None,
+    "client_key_id": None,
+    "client_assertion_alg": None,
+    "client_assertion_audience": None,
+    "jwt_response": False,
+    "jwks_uri": None,
+    "jwt_response_issuer": None,
     "cache": None,
     "shared_cache": None,
     "retry": None,

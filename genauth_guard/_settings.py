@@ -95,6 +95,8 @@ class ClientSettings:
     auth_method: AuthMethod = DEFAULT_AUTH_METHOD
     revocation_endpoint: str | None = None
     revocation_auth_method: AuthMethod = DEFAULT_AUTH_METHOD
+    issuer: str | None = None  # the server's issuer identifier, when known
+    jwks_uri: str | None = None  # where it publishes its signing keys, when known
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,13 +115,17 @@ def check_credentials(
     introspection_auth_method: object,
     revocation_auth_method: object | None,
     names: OptionNames = OptionNames(),
+    *,
+    private_key: bool = False,
 ) -> tuple[str, str | None, AuthMethod, AuthMethod]:
     """Validated ``(app_id, secret, introspection method, revocation method)``.
 
     The revocation method defaults to the introspection method: an
     application usually authenticates one way, and a public client
     (``none``) should not need a secret just because it might revoke.
-    Every problem found is in the one ``ConfigurationError``, a line each.
+    ``private_key_jwt`` needs ``private_key`` (a key was given) instead of
+    a secret. Every problem found is in the one ``ConfigurationError``, a
+    line each.
     """
     problems: list[str] = []
     if not isinstance(app_id, str) or not app_id.strip():
@@ -146,7 +152,13 @@ def check_credentials(
         methods.setdefault(names.revocation_auth_method, method)
     revocation = methods.get(names.revocation_auth_method, method)
     for option, used in methods.items():
-        if used != "none" and not secret:
+        if used == "private_key_jwt" and not private_key:
+            problems.append(
+                f"{option}='private_key_jwt' needs the client's private key: pass "
+                "client_private_key= (from_env: set GENAUTH_CLIENT_PRIVATE_KEY_FILE)."
+            )
+            break
+        if used not in ("none", "private_key_jwt") and not secret:
             problems.append(
                 f"{names.secret} is not set: {option}={used!r} needs the application's App "
                 f"Secret. Set it, or use {option}='none' if the application is a public client."

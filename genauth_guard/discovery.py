@@ -54,7 +54,11 @@ OPENID_CONFIGURATION = "/.well-known/openid-configuration"
 OAUTH_AUTHORIZATION_SERVER = "/.well-known/oauth-authorization-server"
 
 # With a secret, the method GenAuth applications are set up with by default comes first.
-_PREFERENCE: tuple[AuthMethod, ...] = ("client_secret_post", "client_secret_basic")
+_PREFERENCE: tuple[AuthMethod, ...] = (
+    "client_secret_post",
+    "client_secret_basic",
+    "client_secret_jwt",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,7 @@ class ServerMetadata:
     introspection_auth_methods: tuple[AuthMethod, ...]
     revocation_auth_methods: tuple[AuthMethod, ...]
     document: Mapping[str, Any] = field(repr=False, compare=False)
+    jwks_uri: str | None = None
 
 
 def metadata_locations(issuer_or_metadata_url: str) -> tuple[str, tuple[str, ...]]:
@@ -183,10 +188,12 @@ def parse_metadata(
             "not offer RFC 7662 introspection there. Pass the endpoint to the constructor."
         )
     revocation = document.get("revocation_endpoint")
-    if revocation is not None and not isinstance(revocation, str):
-        raise ConfigurationError(
-            f"The discovery document at {url} has a revocation_endpoint that is not a string."
-        )
+    jwks_uri = document.get("jwks_uri")
+    for name, value in (("revocation_endpoint", revocation), ("jwks_uri", jwks_uri)):
+        if value is not None and not isinstance(value, str):
+            raise ConfigurationError(
+                f"The discovery document at {url} has a {name} that is not a string."
+            )
     return ServerMetadata(
         url=url,
         issuer=issuer,
@@ -204,7 +211,25 @@ def parse_metadata(
             document, "revocation_endpoint_auth_methods_supported", url
         ),
         document=MappingProxyType(document),
+        jwks_uri=_optional_endpoint(jwks_uri, "jwks_uri", url, issuer, allow_insecure_http),
     )
+
+
+def _optional_endpoint(
+    value: str | None, name: str, url: str, issuer: str, allow_insecure_http: bool
+) -> str | None:
+    """An endpoint only some features use: refused ones are dropped with a warning.
+
+    A bad ``jwks_uri`` must not stop an introspector that never reads it;
+    one that needs it (``jwt_response=True``) then says it has none.
+    """
+    if value is None:
+        return None
+    try:
+        return _endpoint(value, name, url, issuer, allow_insecure_http)
+    except ConfigurationError as exc:
+        logger.warning("the discovery document's %s is ignored: %s", name, exc)
+        return None
 
 
 def _endpoint(value: str, name: str, url: str, issuer: str, allow_insecure_http: bool) -> str:
@@ -237,13 +262,17 @@ def choose_auth_method(
     *,
     option: str,
     fallback: AuthMethod | None = None,
+    private_key: bool = False,
 ) -> AuthMethod:
     """The client authentication method to use at one endpoint.
 
     An explicit ``requested`` method is used even if the server does not list
     it (metadata can be incomplete), with a warning. Otherwise: ``fallback``
-    if the server supports it (or says nothing), then with a secret
-    ``client_secret_post`` or ``client_secret_basic``, without one ``none``.
+    if the server supports it (or says nothing); with a private key
+    ``private_key_jwt`` if the server lists it (or says nothing: the key is
+    the "other means" RFC 8414 leaves it to); then with a secret
+    ``client_secret_post``, ``client_secret_basic`` or ``client_secret_jwt``,
+    without one ``none``.
     """
     if requested is not None:
         method = check_auth_method(requested, option)
@@ -258,17 +287,28 @@ def choose_auth_method(
     if fallback is not None and (not supported or fallback in supported):
         return fallback
     candidates = _PREFERENCE if client_secret else ("none",)
+    if private_key:
+        candidates = ("private_key_jwt", *(candidates if client_secret else ()))
     for method in candidates:
         if not supported or method in supported:
             return method
+    if private_key:
+        raise ConfigurationError(
+            f"The server does not list private_key_jwt here (it accepts "
+            f"{', '.join(supported)}), so client_private_key cannot be used; pass "
+            f"{option} and the credentials it needs explicitly."
+        )
+    key_hint = ""
+    if "private_key_jwt" in supported:
+        key_hint = " (or client_private_key=, the client's key for private_key_jwt)"
     if client_secret:
         raise ConfigurationError(
-            f"The server only accepts {', '.join(supported)} here; drop client_secret, or pass "
-            f"{option} explicitly."
+            f"The server only accepts {', '.join(supported)} here; drop client_secret{key_hint}, "
+            f"or pass {option} explicitly."
         )
     raise ConfigurationError(
         f"The server needs a client secret here (it accepts {', '.join(supported)}); pass "
-        "client_secret."
+        f"client_secret{key_hint}."
     )
 
 
@@ -278,10 +318,20 @@ def discovered_settings(
     client_secret: str | None,
     auth_method: str | None = None,
     revocation_auth_method: str | None = None,
+    *,
+    private_key: bool = False,
 ) -> ClientSettings:
-    """Endpoints from the document, auth methods the server supports (or the ones asked for)."""
+    """Endpoints from the document, auth methods the server supports (or the ones asked for).
+
+    ``private_key``: whether a ``client_private_key`` was given. The
+    issuer and ``jwks_uri`` come along, for signed assertions and answers.
+    """
     method = choose_auth_method(
-        metadata.introspection_auth_methods, client_secret, auth_method, option="auth_method"
+        metadata.introspection_auth_methods,
+        client_secret,
+        auth_method,
+        option="auth_method",
+        private_key=private_key,
     )
     revocation = choose_auth_method(
         metadata.revocation_auth_methods,
@@ -289,6 +339,7 @@ def discovered_settings(
         revocation_auth_method,
         option="revocation_auth_method",
         fallback=method,
+        private_key=private_key,
     )
     client_id, secret, method, revocation = check_credentials(
         client_id,
@@ -296,6 +347,7 @@ def discovered_settings(
         method,
         revocation,
         OptionNames("client_id", "client_secret", "auth_method", "revocation_auth_method"),
+        private_key=private_key,
     )
     return ClientSettings(
         introspection_endpoint=metadata.introspection_endpoint,
@@ -304,6 +356,8 @@ def discovered_settings(
         auth_method=method,
         revocation_endpoint=metadata.revocation_endpoint,
         revocation_auth_method=revocation,
+        issuer=metadata.issuer,
+        jwks_uri=metadata.jwks_uri,
     )
 
 

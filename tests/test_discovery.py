@@ -91,7 +91,10 @@ def exotic_methods_only(base: str) -> dict[str, Any]:
     return {
         "issuer": f"{base}/exotic",
         "introspection_endpoint": f"{base}/oidc/token/introspection",
-        "introspection_endpoint_auth_methods_supported": ["private_key_jwt", "tls_client_auth"],
+        "introspection_endpoint_auth_methods_supported": [
+            "tls_client_auth",
+            "self_signed_tls_client_auth",
+        ],
     }
 
 
@@ -255,7 +258,7 @@ def test_no_secret_where_the_server_needs_one_is_refused(
         ("/evil", "names the issuer '{url}/oidc', not '{url}/evil' (RFC 8414 3.3)"),
         ("/cleartext", "uses plain http"),
         ("/nointrospection", "has no introspection_endpoint"),
-        ("/exotic", "lists only private_key_jwt, tls_client_auth"),
+        ("/exotic", "lists only tls_client_auth, self_signed_tls_client_auth"),
         ("/nowhere", "No usable discovery document at {url}/.well-known/oauth-authorization-"
                      "server/nowhere (HTTP 404)"),
     ],

@@ -241,11 +241,11 @@ def test_plain_http_is_allowed_when_asked_for() -> None:
         (
             {"introspection_endpoint_auth_method": "basic"},
             "introspection_endpoint_auth_method='basic' is not supported; use one of "
-            "client_secret_post, client_secret_basic, none.",
+            "client_secret_post, client_secret_basic, none, client_secret_jwt, private_key_jwt.",
         ),
         (
             {"revocation_endpoint_auth_method": "private_key_jwt"},
-            "revocation_endpoint_auth_method='private_key_jwt' is not supported",
+            "revocation_endpoint_auth_method='private_key_jwt' needs the client's private key",
         ),
         ({"secret": None}, "secret is not set: introspection_endpoint_auth_method="),
         ({"secret": ""}, "secret is not set"),
@@ -429,7 +429,7 @@ def test_an_invalid_method_is_reported_once_not_as_a_revocation_problem() -> Non
         SyncIntrospector.from_env(environ=environ)
     assert str(caught.value) == (
         "GENAUTH_INTROSPECTION_AUTH_METHOD='basic' is not supported; use one of "
-        "client_secret_post, client_secret_basic, none."
+        "client_secret_post, client_secret_basic, none, client_secret_jwt, private_key_jwt."
     )
 
 
