@@ -130,7 +130,7 @@ class JwksCache:
         self.fetches = 0
         self._keys: tuple[Jwk, ...] = ()
         self._expires = float("-inf")
-        self._last_fetch = float("-inf")
+        self._last_refetch = float("-inf")
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -147,9 +147,9 @@ class JwksCache:
                 key = self._find(kid, alg)
                 if key is not None or not may_fetch:
                     return key
-                if now - self._last_fetch < self.min_refetch_interval:
+                if now - self._last_refetch < self.min_refetch_interval:
                     return None  # an unknown key again so soon: refused, not refetched
-            self._last_fetch = now
+                self._last_refetch = now
             return Fetch.NEEDED
 
     def _find(self, kid: str | None, alg: str) -> PublicKey | None:
@@ -201,4 +201,4 @@ class JwksCache:
     def clear(self) -> None:
         """Forget the set (the next answer fetches it)."""
         with self._lock:
-            self._keys, self._expires, self._last_fetch = (), float("-inf"), float("-inf")
+            self._keys, self._expires, self._last_refetch = (), float("-inf"), float("-inf")

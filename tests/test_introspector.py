@@ -218,7 +218,10 @@ def test_unreachable_server_raises_introspection_error() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"auth_method": "private_key_jwt"}, "auth_method='private_key_jwt' needs client_private_key"),
+        (
+            {"auth_method": "private_key_jwt"},
+            "auth_method='private_key_jwt' needs client_private_key",
+        ),
         ({"auth_method": "tls_client_auth"}, "auth_method='tls_client_auth' is not supported"),
         ({"client_secret": None}, "needs a client_secret"),
         ({"client_id": ""}, "client_id is required"),
