@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from .._client_auth import parse_basic_credentials
 from ._model import DEFAULT_SUB, PROTOCOLS, DevClient, OAuthError, invalid_request, is_scope_token
+from ._signing import signed_introspection, wants_signed_answer
 from ._store import DevStore
 
 MAX_FORM_BYTES: Final = 64 * 1024
@@ -75,7 +76,11 @@ async def read_form(request: Request) -> dict[str, str]:
 
 
 def authenticate(server: DevStore, request: Request, form: Mapping[str, str]) -> DevClient:
-    """The client, if it authenticated exactly as registered (RFC 6749 2.3)."""
+    """The client, if it authenticated exactly as registered (RFC 6749 2.3, RFC 7523)."""
+    if "client_assertion" in form or "client_assertion_type" in form:
+        from ._signing import authenticate_assertion
+
+        return authenticate_assertion(server, request, form)
     header = request.headers.get("authorization")
     basic = parse_basic_credentials(header) if header else None
     if header and basic is None:
@@ -177,8 +182,11 @@ def routes(server: DevStore) -> list[Route]:
         return authenticate(server, request, form), form
 
     async def introspect(request: Request) -> Response:
-        _, form = await checked(request)
-        return JSONResponse(server.introspect(_token_param(form)), headers=NO_STORE)
+        client, form = await checked(request)
+        answer = server.introspect(_token_param(form))
+        if wants_signed_answer(request):  # RFC 9701
+            return signed_introspection(server, client, _protocol_of(request), answer)
+        return JSONResponse(answer, headers=NO_STORE)
 
     async def revoke(request: Request) -> Response:
         # token_type_hint is only a hint (RFC 7009 2.1): every token type is searched.

@@ -66,10 +66,10 @@ class SigningKey:
         self._private()
         return {"keys": [dict(self._jwk)]}
 
-    def sign(self, claims: dict[str, Any]) -> str:
+    def sign(self, claims: dict[str, Any], *, typ: str = "JWT") -> str:
         """A compact JWS of ``claims`` (RS256, with ``kid`` so verifiers can pick the key)."""
         return jwt.encode(
-            claims, self._private(), algorithm=ALGORITHM, headers={"kid": self.kid, "typ": "JWT"}
+            claims, self._private(), algorithm=ALGORITHM, headers={"kid": self.kid, "typ": typ}
         )
 
     def verify_hint(self, token: str, issuer: str) -> dict[str, Any] | None:

@@ -96,6 +96,8 @@ class DevClient:
     ``post_logout_redirect_uris`` where logout may send the browser; both are
     matched exactly, as GenAuth's console registers them. A client without
     ``redirect_uris`` can still use ``client_credentials`` and introspection.
+    ``client_public_key`` (PEM or a public JWK) verifies a ``private_key_jwt``
+    client's assertions.
     """
 
     client_id: str
@@ -103,6 +105,7 @@ class DevClient:
     auth_method: AuthMethod = "client_secret_post"
     redirect_uris: Sequence[str] = ()  # kept as a tuple
     post_logout_redirect_uris: Sequence[str] = ()
+    client_public_key: object = field(default=None, repr=False, compare=False)  # private_key_jwt
 
     def __post_init__(self) -> None:
         # Lists from code or a config file are welcome; the record stays immutable.

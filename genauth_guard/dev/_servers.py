@@ -24,6 +24,7 @@ from typing import Any
 from .._client_auth import basic_credentials, check_auth_method
 from .._introspector import Introspector
 from .._settings import is_loopback_host
+from ..errors import ConfigurationError
 from ._command import PROG, CommandError
 from ._config import load_config
 from ._demo_app import create_app
@@ -318,6 +319,7 @@ _CLIENT_FLAGS = (
     ("auth_method", "--auth-method"),
     ("redirect_uri", "--redirect-uri"),
     ("post_logout_redirect_uri", "--post-logout-redirect-uri"),
+    ("client_key_file", "--client-key-file"),
 )
 
 
@@ -343,7 +345,9 @@ def build_dev_server(args: argparse.Namespace) -> DevAuthServer:
         method = check_auth_method(args.auth_method or "client_secret_post", "--auth-method")
         if method == "none" and args.client_secret:
             raise CommandError("--client-secret makes no sense with --auth-method none; drop one")
-        secret = None if method == "none" else args.client_secret or secrets.token_hex(16)
+        public_key = _client_public_key(args, method)
+        unsigned = method in ("none", "private_key_jwt")
+        secret = None if unsigned else args.client_secret or secrets.token_hex(16)
         try:
             client = DevClient(
                 args.client_id or DEFAULT_CLIENT_ID,
@@ -351,6 +355,7 @@ def build_dev_server(args: argparse.Namespace) -> DevAuthServer:
                 method,
                 tuple(args.redirect_uri or ()),
                 tuple(args.post_logout_redirect_uri or ()),
+                client_public_key=public_key,
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
@@ -364,6 +369,47 @@ def build_dev_server(args: argparse.Namespace) -> DevAuthServer:
     except ValueError as exc:
         where = f"{args.config}: " if args.config else ""
         raise CommandError(f"{where}{exc}") from None
+
+
+def _client_public_key(args: argparse.Namespace, method: str) -> str | None:
+    """The public key of ``--client-key-file`` (made if missing), for ``private_key_jwt``."""
+    path = getattr(args, "client_key_file", None)
+    if method != "private_key_jwt":
+        if path is not None:
+            raise CommandError("--client-key-file is for --auth-method private_key_jwt")
+        return None
+    if args.client_secret:
+        raise CommandError("--client-secret makes no sense with private_key_jwt; drop it")
+    if path is None:
+        raise CommandError(
+            "--auth-method private_key_jwt needs --client-key-file FILE: the client's private "
+            "key (PEM), made as a new P-256 key pair if FILE does not exist"
+        )
+    from ._signing import client_key_pair
+
+    try:
+        return client_key_pair(path)
+    except (OSError, ConfigurationError) as exc:
+        raise CommandError(f"--client-key-file {path}: {exc}") from None
+
+
+def client_key_lines(args: argparse.Namespace) -> list[str]:
+    """How a client uses the key pair ``dev-server`` made (the key itself stays in its file)."""
+    path = getattr(args, "client_key_file", None)
+    if path is None:
+        return []
+    return [
+        "",
+        f"The client signs its requests (private_key_jwt) with the key in {path};",
+        "the server knows only its public half. Add to the variables above:",
+        f"  GENAUTH_CLIENT_PRIVATE_KEY_FILE={path}",
+        "  GENAUTH_INTROSPECTION_AUTH_METHOD=private_key_jwt",
+        "  GENAUTH_JWT_RESPONSE=true   # optional: signed introspection answers (RFC 9701)",
+        "or in code: Introspector.from_genauth(app_id, None, app_host,",
+        "    introspection_endpoint_auth_method='private_key_jwt',",
+        f"    client_private_key=open({str(path)!r}).read())",
+        "(pip install 'genauth-guard[jose]')",
+    ]
 
 
 def run_dev_server(args: argparse.Namespace) -> int:
@@ -381,6 +427,8 @@ def run_dev_server(args: argparse.Namespace) -> int:
     ):
         server.issuer = url
         print(dev_server_banner(server, url), flush=True)
+        for line in client_key_lines(args):
+            print(line, flush=True)
         _wait_for_interrupt()
     print("\nStopped.", flush=True)
     return 0

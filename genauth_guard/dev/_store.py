@@ -72,7 +72,11 @@ class DevStore(CodeFlow):
         self.clients = {}
         for client in clients:
             check_auth_method(client.auth_method)
-            if client.auth_method != "none" and not client.client_secret:
+            if client.auth_method in ("client_secret_jwt", "private_key_jwt"):
+                from ._signing import check_client
+
+                check_client(client)
+            elif client.auth_method != "none" and not client.client_secret:
                 raise ValueError(f"client {client.client_id!r} needs a client_secret")
             if client.client_id in self.clients:
                 raise ValueError(f"client {client.client_id!r} is registered twice")
@@ -111,6 +115,7 @@ class DevStore(CodeFlow):
         self._sessions = {}
         self._pending = {}
         self._lock = threading.RLock()  # _issue mints while holding it
+        self.assertion_ids: dict[str, float] = {}  # spent client assertions (jti: exp)
         self.introspection_calls = 0
         self.introspected = Counter()
 

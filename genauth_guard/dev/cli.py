@@ -139,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"how the client authenticates: {_METHODS} (default client_secret_post)",
     )
     dev.add_argument(
+        "--client-key-file",
+        metavar="FILE",
+        help="private_key_jwt: the client's private key (PEM); a new P-256 key pair is "
+        "made there if FILE does not exist. The server keeps only the public half",
+    )
+    dev.add_argument(
         "--redirect-uri",
         action="append",
         metavar="URI",

@@ -14,12 +14,15 @@ GenAuth's SDK builds (``{app_host}/{oidc|oauth}/...``), so the SDK's
   ``refresh_token`` (rotated: the old one stops working) and
   ``client_credentials``; an RS256 ``id_token`` under ``/oidc`` (verifiable
   with ``/oidc/.well-known/jwks.json``); client authentication exactly as
-  each client is registered (``client_secret_post``, ``client_secret_basic``
-  or ``none``), else 401 ``invalid_client`` (RFC 6749 2.3, 5.2);
+  each client is registered (``client_secret_post``, ``client_secret_basic``,
+  ``none``, or a signed assertion: ``client_secret_jwt``, ``private_key_jwt``
+  with the client's ``client_public_key``, RFC 7523), else 401
+  ``invalid_client`` (RFC 6749 2.3, 5.2);
 - ``/{p}/me``: the user's OpenID Connect claims, as the token's scopes allow;
 - RFC 7662 introspection shaped like GenAuth's (``iss`` is the app host,
   without ``/oidc``); a token is active only inside its ``nbf``..``exp``
-  window; RFC 7009 revocation (unknown tokens are 200, another client's
+  window; asked with ``Accept: application/token-introspection+jwt``, the
+  answer is an RFC 9701 JWT signed with the JWKS key; RFC 7009 revocation (unknown tokens are 200, another client's
   token is refused);
 - logout at ``/oidc/session/end`` and ``/login/profile/logout``, to
   registered URIs only; discovery at ``/{p}/.well-known/openid-configuration``;
