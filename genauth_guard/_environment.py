@@ -56,10 +56,6 @@ ENV_VARIABLES: Final[tuple[str, ...]] = (
     "TIMEOUT",
     "LEEWAY",
     "ALLOW_INSECURE_HTTP",
-)
-"""The names ``from_env`` reads, after the prefix (``GENAUTH_`` by default)."""
-
-SIGNED_MESSAGE_VARIABLES: Final[tuple[str, ...]] = (
     "CLIENT_PRIVATE_KEY_FILE",
     "CLIENT_KEY_ID",
     "CLIENT_ASSERTION_ALG",
@@ -67,7 +63,7 @@ SIGNED_MESSAGE_VARIABLES: Final[tuple[str, ...]] = (
     "JWKS_URI",
     "JWT_RESPONSE_ISSUER",
 )
-"""The names for signed messages (``docs/signed-messages.md``), read like ``ENV_VARIABLES``."""
+"""The names ``from_env`` reads, after the prefix (``GENAUTH_`` by default)."""
 
 _PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
@@ -211,7 +207,7 @@ class _Environment:
 
     def warn_about_misspellings(self) -> None:
         """Log set variables that look like a misspelled setting (a typo is otherwise silent)."""
-        known = [self.name(suffix) for suffix in (*ENV_VARIABLES, *SIGNED_MESSAGE_VARIABLES)]
+        known = [self.name(suffix) for suffix in ENV_VARIABLES]
         for variable in self.environ:
             if variable.startswith(self.prefix) and variable not in known:
                 close = difflib.get_close_matches(variable, known, n=1, cutoff=0.85)
