@@ -22,8 +22,8 @@ GenAuth's SDK builds (``{app_host}/{oidc|oauth}/...``), so the SDK's
 - RFC 7662 introspection shaped like GenAuth's (``iss`` is the app host,
   without ``/oidc``); a token is active only inside its ``nbf``..``exp``
   window; asked with ``Accept: application/token-introspection+jwt``, the
-  answer is an RFC 9701 JWT signed with the JWKS key; RFC 7009 revocation (unknown tokens are 200, another client's
-  token is refused);
+  answer is an RFC 9701 JWT signed with the JWKS key; RFC 7009 revocation
+  (unknown tokens are 200, another client's token is refused);
 - logout at ``/oidc/session/end`` and ``/login/profile/logout``, to
   registered URIs only; discovery at ``/{p}/.well-known/openid-configuration``;
 - ``POST /dev/tokens`` (not GenAuth's): mint a token for any ``sub`` and
