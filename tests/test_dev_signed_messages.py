@@ -249,3 +249,22 @@ def test_the_dev_server_generates_a_client_key_pair_and_says_how_to_use_it(
         with SyncIntrospector.from_env(environ=environ) as introspector:
             token = server.mint("gina", client_id="signing-client")
             assert introspector.introspect(token).sub == "gina"
+
+
+def test_a_config_file_registers_a_private_key_jwt_client(
+    tmp_path: Any, keys: dict[str, Any]
+) -> None:
+    path = tmp_path / "dev.toml"
+    path.write_text(
+        '[[clients]]\nclient_id = "from-file"\nauth_method = "private_key_jwt"\n'
+        f'client_public_key = """\n{public_pem(keys["P-256"])}"""\n'
+    )
+    server = DevAuthServer.from_config(path)
+    with (
+        server.running(),
+        SyncIntrospector.from_genauth(
+            "from-file", None, server.issuer, introspection_endpoint_auth_method="private_key_jwt",
+            client_private_key=pem(keys["P-256"]),
+        ) as introspector,
+    ):  # fmt: skip
+        assert introspector.introspect(server.mint("hal", client_id="from-file")).sub == "hal"

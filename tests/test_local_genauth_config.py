@@ -89,7 +89,7 @@ def test_every_problem_in_a_file_is_one_line(
     path.write_text(
         "token_lifetim = 5\n"
         '[[clients]]\nclient_id = "c"\nclient_secret = "s"\nredirect_uri = "http://a/cb"\n'
-        'auth_method = "private_key_jwt"\n'
+        'auth_method = "tls_client_auth"\n'
         '[[users]]\nname = "nobody"\nemail_verified = "yes"\n'
     )
     assert main(["dev-server", "--config", str(path)]) == 2

@@ -35,6 +35,7 @@ _CLIENT: Final = {
     "auth_method": _STR,
     "redirect_uris": _URIS,
     "post_logout_redirect_uris": _URIS,
+    "client_public_key": _STR,  # private_key_jwt: the client's public key, PEM
 }
 _USER: Final = {
     "sub": _STR,
@@ -109,6 +110,7 @@ def parse_config(data: Mapping[str, Any], source: str) -> dict[str, Any]:
                     entry.get("auth_method", "client_secret_post"),
                     tuple(entry.get("redirect_uris", ())),
                     tuple(entry.get("post_logout_redirect_uris", ())),
+                    client_public_key=entry.get("client_public_key"),
                 )
                 for entry in clients
             ]
