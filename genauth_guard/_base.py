@@ -19,7 +19,7 @@ from typing import Any, Self, Unpack
 import httpx
 
 from ._bearer import check_token
-from ._cache import TokenCache, cache_key, namespace
+from ._cache import TokenCache
 from ._client_auth import ClientCredentials, check_auth_method, client_authentication
 from ._environment import settings_from_env
 from ._flow import FlowSettings, IntrospectionFlow
@@ -28,6 +28,7 @@ from ._jwt_response import signed_answers
 from ._options import DEFAULTS, PARTS, IntrospectorOptions, TuningOptions
 from ._resilience import CircuitBreaker, RetryPolicy
 from ._settings import ClientSettings, check_endpoint_url, non_negative, positive_int
+from ._shared import CacheKeys, check_shared_cache
 from ._token_info import TokenInfo
 from ._validation import ClaimRules
 from .discovery import ServerMetadata, discovered_settings, fetch_metadata
@@ -203,7 +204,16 @@ class IntrospectorBase:
                 allowed_client_ids=o["allowed_client_ids"],
                 token_type=o["token_type"],
             )
-        self.shared_cache = o["shared_cache"]
+        self.shared_cache = check_shared_cache(o["shared_cache"])
+        # Keys bind answers to the endpoint and the client; signed and unsigned
+        # answers never share entries (in a shared cache neither).
+        mode = () if self.jwks is None else ("jwt", self.jwks.uri, jwt_response_issuer or "")
+        bound_to = (self.introspection_endpoint, self.auth.client_id, *mode)
+        self.keys = (
+            CacheKeys(*bound_to)
+            if self.shared_cache is None
+            else self.shared_cache.cache_keys(*bound_to)
+        )
         self.flow = IntrospectionFlow(
             FlowSettings(
                 introspection_endpoint=self.introspection_endpoint,
@@ -215,12 +225,14 @@ class IntrospectorBase:
                 max_concurrent_introspections=self.max_concurrent_introspections,
                 queue_timeout=self.queue_timeout,
                 serve_stale_on_error=self.serve_stale_on_error,
+                timeout=self.timeout,
                 userinfo_endpoint=self.userinfo_endpoint,
                 require_userinfo=self.require_userinfo,
                 jwt_response_issuer=jwt_response_issuer,
             ),
             cache=self.cache,
-            shared_cache=self.shared_cache,
+            keys=self.keys,
+            shared=self.shared_cache is not None,
             retry=retry,
             breaker=self.breaker,
             rules=rules,
@@ -228,9 +240,6 @@ class IntrospectorBase:
         )
         self.retry = retry
         self.rules = rules
-        # Signed and unsigned answers never share cache entries (a shared cache included).
-        mode = () if self.jwks is None else ("jwt", self.jwks.uri, jwt_response_issuer or "")
-        self._key_prefix = namespace(self.introspection_endpoint, self.auth.client_id, *mode)
         self._timeout_extension = httpx.Timeout(self.timeout).as_dict()
 
     @property
@@ -249,8 +258,18 @@ class IntrospectorBase:
 
     # ------------------------------------------------------------ the cached path
 
-    def _key(self, token: str) -> bytes:
-        return cache_key(self._key_prefix, token)
+    def _key(self, token: str, what: str = "invalidate") -> bytes:
+        if not isinstance(token, str) or not token:
+            raise TypeError(f"{what}() takes the token as a non-empty str")
+        return self.keys.token(token)
+
+    def _subject(self, sub: str) -> bytes:
+        if not isinstance(sub, str) or not sub:
+            raise TypeError(
+                "invalidate_subject() takes the subject (TokenInfo.identity: sub, or username "
+                "when the server sends no sub) as a non-empty str"
+            )
+        return self.keys.subject(sub)
 
     def _lookup(self, token: str) -> tuple[bytes, TokenInfo | None]:
         """``token``'s cache key and cached answer (``None`` on a miss).
@@ -262,7 +281,7 @@ class IntrospectorBase:
         """
         if not isinstance(token, str) or not token:
             raise TypeError("introspect() takes the access token as a non-empty str")
-        key = cache_key(self._key_prefix, token)
+        key = self.keys.token(token)
         cached = self.cache.get(key)
         if cached is None:
             check_token(token, self.max_token_length)
@@ -272,9 +291,6 @@ class IntrospectorBase:
         """Forget every locally cached answer."""
         self.cache.clear()
 
-    def _check_revocable(self, token: str) -> None:
-        if not isinstance(token, str) or not token:
-            raise TypeError("revoke() takes the token as a non-empty str")
 
     def _describe(self) -> dict[str, Any]:
         """Settings without secrets, for the CLI and diagnostics."""

@@ -19,6 +19,10 @@ whatever the negative lifetime: a revoked token is never served again.
 Active and inactive answers live in two stores of ``maxsize`` entries each.
 A flood of random tokens fills the inactive store only, so it can never
 push a good user's cached answer out.
+
+Each entry may name its subject (a digest, like the keys): an index from
+subject to keys, kept in step with expiry, eviction and removal, lets
+``discard_subject`` drop every answer of one user without a scan.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any
 
 from cachetools import TLRUCache
 
@@ -51,23 +56,6 @@ def cache_lifetime(
     return min(ttl, info.exp + leeway - wall_now)
 
 
-class SharedCache(Protocol):
-    """A second cache level that several processes share (``shared_cache=``).
-
-    Keys are the local cache's digests; values are answers with the seconds
-    they may still be kept. The async introspector calls the ``a``-methods,
-    the sync one the plain ones. Any exception is a miss for the caller,
-    never a decision: the flow asks the authorization server instead.
-    """
-
-    async def aget(self, key: bytes) -> tuple[TokenInfo, float] | None: ...
-    async def aput(self, key: bytes, info: TokenInfo, ttl: float) -> None: ...
-    async def adelete(self, key: bytes) -> None: ...
-    def get(self, key: bytes) -> tuple[TokenInfo, float] | None: ...
-    def put(self, key: bytes, info: TokenInfo, ttl: float) -> None: ...
-    def delete(self, key: bytes) -> None: ...
-
-
 def namespace(*parts: str) -> bytes:
     """A digest prefix that binds cache keys to an endpoint and a client."""
     return hashlib.sha256("\0".join(("genauth-guard/1", *parts)).encode()).digest()
@@ -81,6 +69,25 @@ def cache_key(prefix: bytes, token: str) -> bytes:
 def key_hint(key: bytes) -> str:
     """A short, safe label of a cache key for log lines."""
     return key[:4].hex()
+
+
+class _Store(TLRUCache[bytes, _Entry]):
+    """A TLRU store that reports every entry it drops by itself (expiry, eviction)."""
+
+    def __init__(self, maxsize: int, dropped: Callable[[bytes], None]) -> None:
+        super().__init__(maxsize=maxsize, ttu=_kept_until, timer=time.monotonic)
+        self._dropped = dropped
+
+    def expire(self, time: Any = None) -> Any:
+        expired = super().expire(time)
+        for key, _ in expired:
+            self._dropped(key)
+        return expired
+
+    def popitem(self) -> tuple[bytes, _Entry]:
+        key, entry = super().popitem()
+        self._dropped(key)
+        return key, entry
 
 
 class TokenCache:
@@ -107,12 +114,10 @@ class TokenCache:
         self.keep_stale = keep_stale
         self.maxsize = maxsize
         self._lock = threading.Lock()
-        self._data: TLRUCache[bytes, _Entry] = TLRUCache(
-            maxsize=maxsize, ttu=_kept_until, timer=time.monotonic
-        )
-        self._inactive: TLRUCache[bytes, _Entry] = TLRUCache(
-            maxsize=maxsize, ttu=_kept_until, timer=time.monotonic
-        )
+        self._data = _Store(maxsize, self._unindex)
+        self._inactive = _Store(maxsize, self._unindex)
+        self._subjects: dict[bytes, set[bytes]] = {}  # subject digest -> keys
+        self._subject_of: dict[bytes, bytes] = {}  # key -> subject digest
 
     def lifetime(self, info: TokenInfo, wall_now: float) -> float:
         """Seconds ``info`` may be kept from ``wall_now`` on (``cache_lifetime``)."""
@@ -149,13 +154,21 @@ class TokenCache:
                 return None
         return info if info.is_usable_at(time.time(), self.leeway) else None
 
-    def put(self, key: bytes, info: TokenInfo, *, max_lifetime: float | None = None) -> None:
+    def put(
+        self,
+        key: bytes,
+        info: TokenInfo,
+        *,
+        max_lifetime: float | None = None,
+        subject: bytes | None = None,
+    ) -> None:
         """Keep ``info`` as long as the cache rule allows (maybe not at all).
 
         Whatever the lifetime, the new answer replaces the old one: an
         inactive answer that is not kept still removes the active entry.
         ``max_lifetime`` shortens it further (an answer from the shared cache
-        keeps the life it has left there, not a fresh one).
+        keeps the life it has left there, not a fresh one). ``subject``: the
+        digest ``discard_subject`` finds the entry by.
         """
         wall_now, monotonic_now = time.time(), time.monotonic()
         lifetime = self.lifetime(info, wall_now)
@@ -167,8 +180,12 @@ class TokenCache:
         store, other = (self._data, self._inactive) if info.active else (self._inactive, self._data)
         with self._lock:
             other.pop(key, None)
+            self._unindex(key)
             if lifetime > 0:
                 store[key] = (info, fresh_until, kept_until)
+                if subject is not None and key in store:
+                    self._subject_of[key] = subject
+                    self._subjects.setdefault(subject, set()).add(key)
             else:
                 store.pop(key, None)
 
@@ -177,12 +194,34 @@ class TokenCache:
         with self._lock:
             self._data.pop(key, None)
             self._inactive.pop(key, None)
+            self._unindex(key)
+
+    def discard_subject(self, subject: bytes) -> int:
+        """Forget every answer stored with ``subject``; how many there were."""
+        with self._lock:
+            keys = self._subjects.pop(subject, set())
+            for key in keys:
+                del self._subject_of[key]
+                self._data.pop(key, None)
+                self._inactive.pop(key, None)
+            return len(keys)
 
     def clear(self) -> None:
         """Forget every answer."""
         with self._lock:
             self._data.clear()
             self._inactive.clear()
+            self._subjects.clear()
+            self._subject_of.clear()
+
+    def _unindex(self, key: bytes) -> None:
+        """Take ``key`` out of the subject index (the lock is held)."""
+        subject = self._subject_of.pop(key, None)
+        if subject is not None:
+            keys = self._subjects[subject]
+            keys.discard(key)
+            if not keys:
+                del self._subjects[subject]
 
     def __len__(self) -> int:
         with self._lock:

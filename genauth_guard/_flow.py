@@ -10,34 +10,30 @@ how long, stale service, logging) is decided here, in one place.
 
 The sequence for a token missing from the local cache::
 
-    shared cache? -> breaker -> call slot -> attempt (send, parse, rules)
-                  -> retry? -> release -> store (local, shared) | give up
+    shared cache (answer | lead | follow) -> breaker -> call slot
+        -> attempt (send, parse, rules) -> retry? -> release
+        -> store (local, shared, unlock) | unlock, give up
 
-Single flight and the local cache lookup stay in the drivers: they run
-before any flow starts and are the cached path, which must cost a digest
-and a lookup, not a generator.
+The steps are in ``_steps``; the decisions about the shared level (its
+breaker, the lock across processes, messages from other processes) in
+``_shared_flow``. Single flight within a process and the local cache lookup
+stay in the drivers: they run before any flow starts and are the cached
+path, which must cost a digest and a lookup, not a generator.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 
 from . import _jwt_response as jwt_response
-from ._cache import SharedCache, TokenCache, key_hint
+from ._cache import TokenCache, key_hint
 from ._client_auth import ClientAuthentication
 from ._jwks import Fetch, JwksCache
-from ._logging import (
-    FailureLog,
-    profile_failed,
-    shared_cache_failed,
-    stale_served,
-    token_rejected,
-)
+from ._logging import FailureLog, profile_failed, stale_served, token_rejected
 from ._protocol import (
     check_revocation_response,
     parse_introspection_response,
@@ -48,6 +44,9 @@ from ._protocol import (
     userinfo_request,
 )
 from ._resilience import CircuitBreaker, RetryPolicy, is_connection_failure, too_busy
+from ._shared import LOCK_MARGIN_SECONDS, CacheKeys
+from ._shared_flow import RecentInvalidations, SharedLevel
+from ._steps import Answer, Exchange, Flow, TakeSlot, Wait
 from ._token_info import TokenInfo
 from ._validation import ClaimRules
 from .errors import (
@@ -63,69 +62,6 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, slots=True)
-class TakeSlot:
-    """Wait up to ``timeout`` seconds for one of the call slots; resume with ``True`` if taken.
-
-    The driver gives the slot back when the flow ends, however it ends.
-    """
-
-    timeout: float
-
-
-@dataclass(frozen=True, slots=True)
-class Exchange:
-    """Send ``request`` within the call timeout; resume with the ``Answer`` (or the error)."""
-
-    request: httpx.Request
-
-
-@dataclass(frozen=True, slots=True)
-class Wait:
-    """Sleep ``seconds`` (the backoff before a retry); resume with ``None``."""
-
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class SharedGet:
-    """Look ``key`` up in the shared cache; resume with ``(answer, seconds left)`` or ``None``."""
-
-    key: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class SharedPut:
-    """Store ``info`` under ``key`` in the shared cache for ``ttl`` seconds."""
-
-    key: bytes
-    info: TokenInfo
-    ttl: float
-
-
-@dataclass(frozen=True, slots=True)
-class SharedDelete:
-    """Drop ``key`` from the shared cache; resume with ``None``."""
-
-    key: bytes
-
-
-Step = TakeSlot | Exchange | Wait | SharedGet | SharedPut | SharedDelete
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """What the server sent back: status, headers and the (bounded, decoded) body."""
-
-    status: int
-    headers: httpx.Headers
-    body: bytes
-
-
-Flow = Generator[Step, Any, Any]
-"""A sequence: yields steps, receives their outcomes, returns its result."""
-
-
-@dataclass(frozen=True, slots=True)
 class FlowSettings:
     """What one introspector's flows need besides its parts (all checked already)."""
 
@@ -138,6 +74,7 @@ class FlowSettings:
     max_concurrent_introspections: int
     queue_timeout: float
     serve_stale_on_error: bool
+    timeout: float
     userinfo_endpoint: str | None = None
     require_userinfo: bool = False
     jwt_response_issuer: str | None = None
@@ -147,10 +84,11 @@ class FlowSettings:
 class IntrospectionFlow:
     """The sequences of one introspector, over its parts.
 
-    ``cache`` (local, always), ``shared_cache`` (a second level, or ``None``),
-    ``retry``, ``breaker`` and ``rules`` are the components the introspector
-    was built with; ``jwks`` the server's signing keys when answers are
-    signed JWTs (RFC 9701); the flow holds the decisions between them.
+    ``cache`` (local, always), ``keys`` (how tokens and subjects become
+    digests), ``shared`` (whether a second level is there), ``retry``,
+    ``breaker`` and ``rules`` are the components the introspector was built
+    with; ``jwks`` the server's signing keys when answers are signed JWTs
+    (RFC 9701); the flow holds the decisions between them.
     """
 
     def __init__(
@@ -158,7 +96,8 @@ class IntrospectionFlow:
         settings: FlowSettings,
         *,
         cache: TokenCache,
-        shared_cache: SharedCache | None,
+        keys: CacheKeys,
+        shared: bool,
         retry: RetryPolicy,
         breaker: CircuitBreaker,
         rules: ClaimRules,
@@ -169,20 +108,38 @@ class IntrospectionFlow:
         self.jwks = jwks
         self.settings = settings
         self.cache = cache
-        self.shared_cache = shared_cache
+        self.keys = keys
         self.retry = retry
         self.breaker = breaker
         self.rules = rules
         self.failures = FailureLog()
+        # The longest one introspection can take anywhere: a lock across
+        # processes never outlives it, an invalidation is remembered that long.
+        longest = settings.queue_timeout + retry.worst_case(settings.timeout) + LOCK_MARGIN_SECONDS
+        self.invalidations = RecentInvalidations(longest)
+        self.shared: SharedLevel | None = None
+        if shared:
+            self.shared = SharedLevel(
+                cache=cache,
+                keys=keys,
+                rules=rules,
+                invalidations=self.invalidations,
+                lock_ttl=longest,
+                wait_budget=settings.timeout,
+                require_userinfo=settings.userinfo_endpoint is not None
+                and settings.require_userinfo,
+            )
 
     # ------------------------------------------------------------ introspection
 
     def introspection(self, key: bytes, token: str) -> Flow:
         """The answer for ``token`` (whose local cache lookup missed), or ``IntrospectionError``."""
-        if self.shared_cache is not None:
-            shared = yield from self._shared_lookup(key)
-            if shared is not None:
-                return shared
+        started = time.monotonic()
+        handle: str | None = None
+        if self.shared is not None:
+            found, handle = yield from self.shared.answer(key, started)
+            if found is not None:
+                return found
         try:
             self.breaker.check()
             try:
@@ -196,21 +153,30 @@ class IntrospectionFlow:
                     self.settings.max_concurrent_introspections, self.settings.queue_timeout
                 )
             try:
-                info = yield from self._attempts(key, token)
+                answer, info = yield from self._attempts(key, token)
                 if info.active and self.settings.userinfo_endpoint is not None:
                     info = yield from self._with_profile(key, token, info)
+                    if info.userinfo is not None:  # shared with the answer, fetched once
+                        answer = replace(answer, userinfo=info.userinfo)
             except BaseException as exc:
                 self.breaker.record(exc, key)
                 raise
             self.breaker.record(None)
         except IntrospectionError as error:
+            if self.shared is not None:
+                yield from self.shared.release(key, handle)
             return self._give_up(key, error)
         self.failures.success()
-        yield from self.store(key, info)
+        yield from self.store(key, answer, info, started, handle)
         return info
 
     def _attempts(self, key: bytes, token: str) -> Flow:
-        """Ask until an answer, or until the retry policy gives up (raises the failure)."""
+        """Ask until an answer, or until the retry policy gives up (raises the failure).
+
+        Returns the server's answer and the answer after this introspector's
+        claim rules: the shared level keeps the first, so that each reader
+        applies its own rules.
+        """
         attempt = 1
         while True:
             try:
@@ -257,12 +223,15 @@ class IntrospectionFlow:
         return replace(info, userinfo=profile)
 
     def _read(self, key: bytes, answer: Answer) -> Flow:
-        """The answer's ``TokenInfo`` (``_parse``), after fetching the key a signed one needs."""
+        """The server's answer and the one after the claim rules (``_parse``), after
+        fetching the key a signed one needs."""
         if self.jwks is None:
-            return self._parse(key, answer)
-        signed = jwt_response.read(answer.status, answer.headers, answer.body)
-        public_key = yield from self._signing_key(self.jwks, signed)
-        return self._parse(key, answer, signed, public_key)
+            raw = self._server_answer(answer)
+        else:
+            signed = jwt_response.read(answer.status, answer.headers, answer.body)
+            public_key = yield from self._signing_key(self.jwks, signed)
+            raw = self._server_answer(answer, signed, public_key)
+        return raw, self._ruled(key, raw)
 
     def _parse(
         self,
@@ -271,7 +240,23 @@ class IntrospectionFlow:
         signed: jwt_response.SignedAnswer | None = None,
         public_key: PublicKey | None = None,
     ) -> TokenInfo:
-        """The answer as ``TokenInfo`` with the claim rules applied; raises if there is none.
+        """The answer as ``TokenInfo`` with the claim rules applied; raises if there is none."""
+        return self._ruled(key, self._server_answer(answer, signed, public_key))
+
+    def _ruled(self, key: bytes, info: TokenInfo) -> TokenInfo:
+        """``info`` under this introspector's claim rules (logged when one is broken)."""
+        info, broken_rule = self.rules.apply(info)
+        if broken_rule is not None:
+            token_rejected(key_hint(key), broken_rule)
+        return info
+
+    def _server_answer(
+        self,
+        answer: Answer,
+        signed: jwt_response.SignedAnswer | None = None,
+        public_key: PublicKey | None = None,
+    ) -> TokenInfo:
+        """The answer as ``TokenInfo``, before the claim rules; raises if there is none.
 
         Plain JSON (RFC 7662), or, when answers are signed (RFC 9701), the
         ``token_introspection`` of the JWT ``signed`` that ``public_key``
@@ -294,9 +279,6 @@ class IntrospectionFlow:
                 now=time.time(),
                 leeway=leeway,
             )
-        info, broken_rule = self.rules.apply(info)
-        if broken_rule is not None:
-            token_rejected(key_hint(key), broken_rule)
         return info
 
     def _signing_key(self, jwks: JwksCache, signed: jwt_response.SignedAnswer) -> Flow:
@@ -353,38 +335,56 @@ class IntrospectionFlow:
 
     # ------------------------------------------------------------ the two cache levels
 
-    def store(self, key: bytes, info: TokenInfo) -> Flow:
-        """Keep ``info`` locally and in the shared cache, for as long as the cache rule says."""
-        self.cache.put(key, info)
-        if self.shared_cache is not None:
-            ttl = self.cache.lifetime(info, time.time())
-            try:
-                yield SharedPut(key, info, ttl) if ttl > 0 else SharedDelete(key)
-            except Exception as exc:
-                shared_cache_failed(type(exc).__name__)
+    def store(
+        self,
+        key: bytes,
+        answer: TokenInfo,
+        info: TokenInfo,
+        started: float,
+        handle: str | None = None,
+    ) -> Flow:
+        """Keep ``info`` locally and the server's ``answer`` in the shared cache (cache rule).
 
-    def _shared_lookup(self, key: bytes) -> Flow:
-        """The shared cache's answer, copied into the local cache with its remaining life.
-
-        A shared cache that fails is skipped (logged): it may slow a miss
-        down, it never decides one.
+        Not at all if ``key`` or its subject was invalidated since the flight
+        ``started``: the answer predates the invalidation (its callers still
+        get it, as they asked before). The lock, if held, is released either way.
         """
-        try:
-            found = yield SharedGet(key)
-        except Exception as exc:
-            shared_cache_failed(type(exc).__name__)
-            return None
-        if found is None:
-            return None
-        info, seconds_left = found
-        self.cache.put(key, info, max_lifetime=seconds_left)
-        return self.cache.get(key)
+        subject = self.keys.subject(answer.identity) if answer.identity else None
+        with self.invalidations.lock:
+            invalidated = self.invalidations.since(started, key, subject)
+            if not invalidated:
+                self.cache.put(key, info, subject=subject)
+        if self.shared is None:
+            return
+        if invalidated:
+            yield from self.shared.release(key, handle)
+            return
+        ttl = self.cache.lifetime(info, time.time())
+        yield from self.shared.store(key, answer, ttl, subject, handle)
 
     def forget(self, key: bytes) -> Flow:
-        """Drop ``key`` from both levels (``invalidate``, a confirmed revocation)."""
-        self.cache.discard(key)
-        if self.shared_cache is not None:
-            yield SharedDelete(key)
+        """Drop ``key`` from both levels and every process (``invalidate``, a confirmed revocation).
+
+        Raises ``SharedCacheError`` after the local drop if the other
+        processes could not be told.
+        """
+        with self.invalidations.lock:
+            self.invalidations.note(key)
+            self.cache.discard(key)
+        if self.shared is not None:
+            yield from self.shared.forget(key)
+
+    def forget_subject(self, subject: bytes) -> Flow:
+        """Drop every answer of one subject, in both levels and every process.
+
+        Raises ``SharedCacheError`` after the local drop if the other
+        processes could not be told.
+        """
+        with self.invalidations.lock:
+            self.invalidations.note(subject)
+            self.cache.discard_subject(subject)
+        if self.shared is not None:
+            yield from self.shared.forget_subject(subject)
 
     # ------------------------------------------------------------ revocation (RFC 7009)
 

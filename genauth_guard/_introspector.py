@@ -7,6 +7,9 @@ for one uncached token share a single flow: it runs as its own task, so a
 request that gives up (client disconnect) does not cancel it for the others.
 Calls are bounded by an ``asyncio.Semaphore`` (``max_concurrent_introspections``)
 that only the flows take, so the limit counts calls, not waiting requests.
+With a shared cache, the introspector listens to the other processes
+(invalidations, "answer ready" wake-ups) from its first use of it, through
+its own port (``_shared``), on the event loop it runs on.
 """
 
 from __future__ import annotations
@@ -19,9 +22,24 @@ from typing import Any, Unpack
 import httpx
 
 from ._base import IntrospectorBase, check_http_client
-from ._flow import Answer, Exchange, Flow, SharedDelete, SharedGet, SharedPut, Step, TakeSlot, Wait
 from ._options import IntrospectorOptions
 from ._protocol import BoundedBody
+from ._shared import AsyncSharedPort, EventKind
+from ._steps import (
+    Answer,
+    Exchange,
+    Flow,
+    SharedDelete,
+    SharedForget,
+    SharedForgetSubject,
+    SharedGet,
+    SharedPut,
+    SharedUnlock,
+    SharedWait,
+    Step,
+    TakeSlot,
+    Wait,
+)
 from ._token_info import TokenInfo
 
 
@@ -51,6 +69,11 @@ class Introspector(IntrospectorBase):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inflight: dict[bytes, asyncio.Task[TokenInfo]] = {}
         self._slots = asyncio.Semaphore(self.max_concurrent_introspections)
+        self._shared: AsyncSharedPort | None = (
+            None if self.shared_cache is None else self.shared_cache.async_port()
+        )
+        self._wakers: dict[bytes, asyncio.Event] = {}
+        self._listening: asyncio.Task[None] | None = None
 
     async def introspect(self, token: str) -> TokenInfo:
         """What the authorization server says about ``token`` (maybe from the cache).
@@ -70,20 +93,39 @@ class Introspector(IntrospectorBase):
         return await asyncio.shield(task)
 
     async def invalidate(self, token: str) -> None:
-        """Forget the cached answer for ``token``, in every level (the next request asks)."""
-        await self._run(self.flow.forget(self._key(token)))
+        """Forget the cached answer for ``token``, here and in every process sharing the cache.
+
+        Raises ``SharedCacheError`` (after forgetting it here) when the
+        shared cache could not be told.
+        """
+        key = self._key(token)
+        self._bind_loop()
+        await self._run(self.flow.forget(key))
+
+    async def invalidate_subject(self, sub: str) -> None:
+        """Forget every cached answer of the user ``sub``, here and in every process.
+
+        ``sub`` is the identity the guard sees (``TokenInfo.identity``: the
+        ``sub`` claim, or ``username`` when the server sends no ``sub``).
+        Other users' answers stay. Raises ``SharedCacheError`` (after
+        forgetting them here) when the shared cache could not be told.
+        """
+        subject = self._subject(sub)
+        self._bind_loop()
+        await self._run(self.flow.forget_subject(subject))
 
     async def revoke(self, token: str, token_type_hint: str | None = "access_token") -> None:
         """Revoke ``token`` at the authorization server (RFC 7009) and forget its answer.
 
         Raises ``RevocationError`` unless the server confirmed (200), and
-        ``ConfigurationError`` if no revocation endpoint is configured. An
-        introspection of the token already in flight is waited for, so its
-        answer (from before the revocation) cannot land in the cache after it.
+        ``ConfigurationError`` if no revocation endpoint is configured, and
+        ``SharedCacheError`` when it was revoked but the shared cache could
+        not be told. An introspection of the token already in flight is
+        waited for, so its answer (from before the revocation) cannot land in
+        the cache after it.
         """
-        self._check_revocable(token)
+        key = self._key(token, "revoke")
         self._bind_loop()
-        key = self._key(token)
         await self._run(self.flow.revocation(key, token, token_type_hint))
         flight = self._inflight.get(key)
         if flight is not None:
@@ -120,15 +162,53 @@ class Introspector(IntrospectorBase):
         if type(step) is Wait:
             await asyncio.sleep(step.seconds)
             return None
-        shared = self.shared_cache
+        if type(step) is SharedWait:
+            return await self._wait_for_wake(step.key, step.seconds)
+        shared = self._shared
         assert shared is not None  # the flow only asks when there is one
+        await self._listen(shared)
         if type(step) is SharedGet:
-            return await shared.aget(step.key)
+            if step.lock_ttl is not None:  # we may have to wait: hear the wake-up from now on
+                self._wakers[step.key] = asyncio.Event()
+            return await shared.lookup(step.key, step.lock_ttl)
         if type(step) is SharedPut:
-            return await shared.aput(step.key, step.info, step.ttl)
+            return await shared.put(step.key, step.info, step.ttl, step.subject)
+        if type(step) is SharedUnlock:
+            return await shared.unlock(step.key, step.handle)
         if type(step) is SharedDelete:
-            return await shared.adelete(step.key)
+            return await shared.delete(step.key)
+        if type(step) is SharedForget:
+            return await shared.forget(step.key, step.hold)
+        if type(step) is SharedForgetSubject:
+            return await shared.forget_subject(step.subject, step.hold)
         raise TypeError(f"unknown flow step {step!r}")
+
+    # ------------------------------------------------------------ the other processes
+
+    async def _listen(self, shared: AsyncSharedPort) -> None:
+        """Subscribe on first use (per event loop), before anything is cached from the level."""
+        if self._listening is None:
+            self._listening = asyncio.ensure_future(shared.subscribe(self._on_shared_event))
+        if not self._listening.done():
+            await asyncio.shield(self._listening)
+
+    def _on_shared_event(self, kind: EventKind, digest: bytes) -> None:
+        if kind == "wake":
+            waker = self._wakers.get(digest)
+            if waker is not None:
+                waker.set()
+        elif self.flow.shared is not None:
+            self.flow.shared.on_event(kind, digest)
+
+    async def _wait_for_wake(self, key: bytes, seconds: float) -> None:
+        waker = self._wakers.get(key)
+        if waker is None:
+            waker = self._wakers[key] = asyncio.Event()
+        try:
+            async with asyncio.timeout(seconds):
+                await waker.wait()
+        except TimeoutError:
+            pass
 
     async def _take_slot(self, wait_at_most: float) -> bool:
         if not self._slots.locked():
@@ -162,6 +242,7 @@ class Introspector(IntrospectorBase):
         def done(task: asyncio.Task[TokenInfo]) -> None:
             if self._inflight.get(key) is task:
                 del self._inflight[key]
+            self._wakers.pop(key, None)
             if not task.cancelled():
                 task.exception()  # retrieved: nobody may be left waiting for it
 
@@ -174,6 +255,8 @@ class Introspector(IntrospectorBase):
             self._loop = loop
             self._inflight = {}
             self._slots = asyncio.Semaphore(self.max_concurrent_introspections)
+            self._wakers = {}
+            self._listening = None
             if self._own_client:
                 self._client = None
 
@@ -190,7 +273,10 @@ class Introspector(IntrospectorBase):
         return self._client
 
     async def aclose(self) -> None:
-        """Close the HTTP client if the introspector created it."""
+        """Close the HTTP client if the introspector created it; stop listening to the others."""
+        if self._shared is not None:
+            self._listening = None
+            await self._shared.aclose()
         if self._own_client and self._client is not None:
             client, self._client = self._client, None
             await client.aclose()

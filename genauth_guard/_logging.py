@@ -93,15 +93,6 @@ def _loud(kind: str) -> bool:
     return True
 
 
-def shared_cache_failed(what: str) -> None:
-    """The shared cache failed; the request goes on without it (WARNING once a minute)."""
-    logger.log(
-        logging.WARNING if _loud("shared") else logging.DEBUG,
-        "shared cache failed (%s); answering from the local cache and the server",
-        what,
-    )
-
-
 def profile_failed(key_hint: str, message: str) -> None:
     """A profile could not be read; the answer goes on without it (WARNING once a minute)."""
     logger.log(
@@ -110,3 +101,69 @@ def profile_failed(key_hint: str, message: str) -> None:
         key_hint,
         message,
     )
+
+
+class SharedCacheLog:
+    """The shared cache's outages, logged the way introspection failures are.
+
+    The first failure after a quiet minute is a WARNING, the rest DEBUG; the
+    first success after failures is one INFO (at most once a minute). Redis
+    down means every request fails the same way: this says it once.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failing = False
+        self._warned = -REPEAT_INTERVAL
+        self._recovered = -REPEAT_INTERVAL
+        self._unreadable = -REPEAT_INTERVAL
+
+    def failed(self, what: str) -> None:
+        """A shared-cache call failed (``what``: the kind of failure, never data)."""
+        now = time.monotonic()
+        with self._lock:
+            self._failing = True
+            loud = now - self._warned >= REPEAT_INTERVAL
+            if loud:
+                self._warned = now
+        logger.log(
+            logging.WARNING if loud else logging.DEBUG,
+            "shared cache failed (%s); answering from the local cache and the authorization "
+            "server until it is back",
+            what,
+        )
+
+    def worked(self) -> None:
+        """A shared-cache call succeeded: say so once if it had been failing."""
+        if not self._failing:  # the common case, without the lock
+            return
+        now = time.monotonic()
+        with self._lock:
+            was, self._failing = self._failing, False
+            loud = was and now - self._recovered >= REPEAT_INTERVAL
+            if loud:
+                self._recovered = now
+        if was:
+            logger.log(logging.INFO if loud else logging.DEBUG, "shared cache works again")
+
+    def resubscribed(self) -> None:
+        """Listening again after a loss: the local cache was cleared."""
+        self.worked()
+        logger.info(
+            "shared cache: listening for invalidations again; the local cache was cleared "
+            "since invalidations may have been missed meanwhile"
+        )
+
+    def unreadable(self, key_hint: str) -> None:
+        """A stored value was no answer: deleted and treated as a miss."""
+        now = time.monotonic()
+        with self._lock:
+            loud = now - self._unreadable >= REPEAT_INTERVAL
+            if loud:
+                self._unreadable = now
+        logger.log(
+            logging.WARNING if loud else logging.DEBUG,
+            "shared cache held an unreadable value for token %s (corrupt, forged, written "
+            "with another key_secret or version); deleted it and asked the server",
+            key_hint,
+        )

@@ -20,8 +20,9 @@ from ._bearer import DEFAULT_MAX_TOKEN_LENGTH
 from ._protocol import DEFAULT_MAX_RESPONSE_BYTES
 
 if TYPE_CHECKING:
-    from ._cache import SharedCache, TokenCache
+    from ._cache import TokenCache
     from ._resilience import CircuitBreaker, RetryPolicy
+    from ._shared import SharedCache
     from ._validation import ClaimRules
 
 
@@ -60,7 +61,7 @@ class TuningOptions(TypedDict, total=False):
     jwt_response_issuer: str | None  # the iss signed answers must carry (default: the issuer)
     # The parts themselves (instead of their flat keywords above):
     cache: TokenCache
-    shared_cache: SharedCache | None
+    shared_cache: SharedCache | None  # a second level several processes share (RedisCache)
     retry: RetryPolicy
     circuit_breaker: CircuitBreaker
     claim_rules: ClaimRules

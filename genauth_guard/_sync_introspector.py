@@ -23,9 +23,24 @@ import httpx
 
 from ._base import IntrospectorBase, check_http_client
 from ._deadline import send_with_deadline
-from ._flow import Answer, Exchange, Flow, SharedDelete, SharedGet, SharedPut, Step, TakeSlot, Wait
 from ._options import IntrospectorOptions
 from ._protocol import BoundedBody
+from ._shared import EventKind, SyncSharedPort
+from ._steps import (
+    Answer,
+    Exchange,
+    Flow,
+    SharedDelete,
+    SharedForget,
+    SharedForgetSubject,
+    SharedGet,
+    SharedPut,
+    SharedUnlock,
+    SharedWait,
+    Step,
+    TakeSlot,
+    Wait,
+)
 from ._token_info import TokenInfo
 
 
@@ -59,6 +74,12 @@ class SyncIntrospector(IntrospectorBase):
         self._slots = threading.BoundedSemaphore(self.max_concurrent_introspections)
         self._flights_lock = threading.Lock()
         self._inflight: dict[bytes, Future[TokenInfo]] = {}
+        self._shared: SyncSharedPort | None = (
+            None if self.shared_cache is None else self.shared_cache.sync_port()
+        )
+        self._wakers: dict[bytes, threading.Event] = {}  # under _flights_lock
+        self._listen_lock = threading.Lock()
+        self._listening = False
 
     def introspect(self, token: str) -> TokenInfo:
         """What the authorization server says about ``token`` (maybe from the cache).
@@ -95,21 +116,37 @@ class SyncIntrospector(IntrospectorBase):
         finally:
             with self._flights_lock:
                 del self._inflight[key]
+                self._wakers.pop(key, None)
 
     def invalidate(self, token: str) -> None:
-        """Forget the cached answer for ``token``, in every level (the next request asks)."""
+        """Forget the cached answer for ``token``, here and in every process sharing the cache.
+
+        Raises ``SharedCacheError`` (after forgetting it here) when the
+        shared cache could not be told.
+        """
         self._run(self.flow.forget(self._key(token)))
+
+    def invalidate_subject(self, sub: str) -> None:
+        """Forget every cached answer of the user ``sub``, here and in every process.
+
+        ``sub`` is the identity the guard sees (``TokenInfo.identity``: the
+        ``sub`` claim, or ``username`` when the server sends no ``sub``).
+        Other users' answers stay. Raises ``SharedCacheError`` (after
+        forgetting them here) when the shared cache could not be told.
+        """
+        self._run(self.flow.forget_subject(self._subject(sub)))
 
     def revoke(self, token: str, token_type_hint: str | None = "access_token") -> None:
         """Revoke ``token`` at the authorization server (RFC 7009) and forget its answer.
 
         Raises ``RevocationError`` unless the server confirmed (200), and
-        ``ConfigurationError`` if no revocation endpoint is configured. An
-        introspection of the token already in flight is waited for, so its
-        answer (from before the revocation) cannot land in the cache after it.
+        ``ConfigurationError`` if no revocation endpoint is configured, and
+        ``SharedCacheError`` when it was revoked but the shared cache could
+        not be told. An introspection of the token already in flight is
+        waited for, so its answer (from before the revocation) cannot land in
+        the cache after it.
         """
-        self._check_revocable(token)
-        key = self._key(token)
+        key = self._key(token, "revoke")
         self._run(self.flow.revocation(key, token, token_type_hint))
         with self._flights_lock:
             flight = self._inflight.get(key)
@@ -147,15 +184,55 @@ class SyncIntrospector(IntrospectorBase):
         if type(step) is Wait:
             time.sleep(step.seconds)
             return None
-        shared = self.shared_cache
+        if type(step) is SharedWait:
+            return self._wait_for_wake(step.key, step.seconds)
+        shared = self._shared
         assert shared is not None  # the flow only asks when there is one
+        self._listen(shared)
         if type(step) is SharedGet:
-            return shared.get(step.key)
+            if step.lock_ttl is not None:  # we may have to wait: hear the wake-up from now on
+                with self._flights_lock:
+                    self._wakers[step.key] = threading.Event()
+            return shared.lookup(step.key, step.lock_ttl)
         if type(step) is SharedPut:
-            return shared.put(step.key, step.info, step.ttl)
+            return shared.put(step.key, step.info, step.ttl, step.subject)
+        if type(step) is SharedUnlock:
+            return shared.unlock(step.key, step.handle)
         if type(step) is SharedDelete:
             return shared.delete(step.key)
+        if type(step) is SharedForget:
+            return shared.forget(step.key, step.hold)
+        if type(step) is SharedForgetSubject:
+            return shared.forget_subject(step.subject, step.hold)
         raise TypeError(f"unknown flow step {step!r}")
+
+    # ------------------------------------------------------------ the other processes
+
+    def _listen(self, shared: SyncSharedPort) -> None:
+        """Subscribe on first use, before anything is cached from the shared level."""
+        if self._listening:
+            return
+        with self._listen_lock:
+            if not self._listening:
+                shared.subscribe(self._on_shared_event)
+                self._listening = True
+
+    def _on_shared_event(self, kind: EventKind, digest: bytes) -> None:
+        """Called from the port's listening thread."""
+        if kind == "wake":
+            with self._flights_lock:
+                waker = self._wakers.get(digest)
+            if waker is not None:
+                waker.set()
+        elif self.flow.shared is not None:
+            self.flow.shared.on_event(kind, digest)
+
+    def _wait_for_wake(self, key: bytes, seconds: float) -> None:
+        with self._flights_lock:
+            waker = self._wakers.get(key)
+            if waker is None:
+                waker = self._wakers[key] = threading.Event()
+        waker.wait(seconds)
 
     def _exchange(self, request: httpx.Request) -> Answer:
         """Send one request; the status, headers and (bounded) body, within ``timeout``."""
@@ -171,7 +248,11 @@ class SyncIntrospector(IntrospectorBase):
         return send_with_deadline(self._client, request, self.timeout, read)
 
     def close(self) -> None:
-        """Close the HTTP client if the introspector created it."""
+        """Close the HTTP client if the introspector created it; stop listening to the others."""
+        if self._shared is not None:
+            with self._listen_lock:
+                self._listening = False
+                self._shared.close()
         if self._own_client:
             self._client.close()
 

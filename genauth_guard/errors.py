@@ -89,5 +89,15 @@ class RevocationError(GenAuthGuardError):
         self.status_code = status_code
 
 
+class SharedCacheError(GenAuthGuardError):
+    """The shared cache (Redis) could not be told about an invalidation.
+
+    Raised by ``invalidate``, ``invalidate_subject`` and ``revoke`` after
+    they did everything they could locally: this process has forgotten the
+    answer, but other processes may keep serving theirs until its cache
+    lifetime ends. Retry once the shared cache is back, or wait that long.
+    """
+
+
 class InvalidRequest(GenAuthGuardError):
     """The request carries its credentials in a malformed way (RFC 6750 ``invalid_request``)."""
