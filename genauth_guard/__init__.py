@@ -7,11 +7,13 @@ hand the route the token's subject and scopes.
 
 import typing as _typing
 
-from ._cache import SharedCache, TokenCache
+from ._cache import TokenCache
 from ._challenge import Rejection
 from ._introspector import Introspector
+from ._redis_cache import RedisCache
 from ._resilience import CircuitBreaker, RetryPolicy
 from ._scopes import get_token_info, require_scopes
+from ._shared import SharedCache
 from ._sync_introspector import SyncIntrospector
 from ._token_info import TokenInfo
 from ._validation import ClaimRules
@@ -27,6 +29,7 @@ from .errors import (
     InvalidIntrospectionResponse,
     InvalidRequest,
     RevocationError,
+    SharedCacheError,
 )
 
 if _typing.TYPE_CHECKING:
@@ -57,11 +60,13 @@ __all__ = [
     "Introspector",
     "InvalidIntrospectionResponse",
     "InvalidRequest",
+    "RedisCache",
     "Rejection",
     "RetryPolicy",
     "RevocationError",
     "ServerMetadata",
     "SharedCache",
+    "SharedCacheError",
     "SyncIntrospector",
     "SyncTokenVerifier",
     "TokenCache",

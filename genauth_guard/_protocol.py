@@ -97,7 +97,7 @@ def parse_userinfo_response(
     """
     if status != 200:
         raise error_for_status("userinfo", status, headers, body)
-    data = _load_json_object(body)
+    data = load_json_object(body)
     if data is None:
         raise InvalidIntrospectionResponse(
             "The userinfo answer is not a JSON object; check userinfo_endpoint.", status_code=200
@@ -119,7 +119,7 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _load_json_object(body: bytes) -> dict[str, Any] | None:
+def load_json_object(body: bytes) -> dict[str, Any] | None:
     try:
         data = json.loads(body, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -147,7 +147,7 @@ def _error_code(body: bytes) -> str | None:
 
     ``error_description`` is never repeated: a server may echo the token in it.
     """
-    data = _load_json_object(body)
+    data = load_json_object(body)
     code = data.get("error") if data else None
     return code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else None
 
@@ -241,12 +241,22 @@ def token_info_from_claims(data: Mapping[str, Any], now: float, leeway: float = 
     active answer whose ``exp`` has passed, or whose ``nbf`` is still ahead,
     is inactive: the server's clock or cache may lag.
     """
+    info = claims_answer(data)
+    return info if not info.active or info.is_usable_at(now, leeway) else INACTIVE
+
+
+def claims_answer(data: Mapping[str, Any]) -> TokenInfo:
+    """``TokenInfo`` from a decoded answer, without the clock (``InvalidIntrospectionResponse``).
+
+    For answers read back from a shared cache: whoever uses one re-checks
+    ``exp`` and ``nbf`` at that moment.
+    """
     active = data.get("active")
     if not isinstance(active, bool):
         raise _malformed("'active' is missing or not a JSON boolean")
     if not active:
         return INACTIVE
-    info = TokenInfo(
+    return TokenInfo(
         active=True,
         sub=_optional_str(data, "sub"),
         scopes=frozenset(_string_list(data, "scope", split=True)),
@@ -261,7 +271,6 @@ def token_info_from_claims(data: Mapping[str, Any], now: float, leeway: float = 
         jti=_optional_str(data, "jti"),
         claims=MappingProxyType(dict(data)),
     )
-    return info if info.is_usable_at(now, leeway) else INACTIVE
 
 
 def parse_introspection_response(
@@ -275,7 +284,7 @@ def parse_introspection_response(
     """The ``TokenInfo`` of an introspection answer, or the ``IntrospectionError`` it amounts to."""
     if status != 200:
         raise error_for_status("introspection", status, headers, body)
-    data = _load_json_object(body)
+    data = load_json_object(body)
     if data is None:
         raise _malformed("the body is not a JSON object")
     return token_info_from_claims(data, time.time() if now is None else now, leeway)

@@ -78,3 +78,28 @@ def no_token_or_secret_in_any_log(
             text += formatter.formatException(record.exc_info)
         leaked = [s for s in (*minted, *secrets) if s in text]
         assert not leaked, f"a token or secret reached the log: {record.name} {record.levelname}"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis: the machine's on 127.0.0.1:6379, or one started for the session."""
+    from .redis_support import any_redis
+
+    with any_redis() as url:
+        yield url
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own (tests never see each other's keys); emptied after."""
+    import redis
+
+    from .redis_support import drop_prefix, unique_prefix
+
+    prefix = unique_prefix()
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    try:
+        drop_prefix(client, prefix)
+    finally:
+        client.close()
