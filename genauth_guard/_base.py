@@ -291,7 +291,6 @@ class IntrospectorBase:
         """Forget every locally cached answer."""
         self.cache.clear()
 
-
     def _describe(self) -> dict[str, Any]:
         """Settings without secrets, for the CLI and diagnostics."""
         return {

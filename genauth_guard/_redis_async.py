@@ -39,6 +39,7 @@ from ._redis_format import (
 from ._shared import Lookup, SharedListener
 from ._token_info import TokenInfo
 
+
 class AsyncRedisPort:
     """The shared steps of one ``Introspector``, performed on Redis."""
 
@@ -153,6 +154,18 @@ class AsyncRedisPort:
             async with asyncio.timeout(self._timeout):
                 await self._ready.wait()
 
+    def _hear(self, message: Any) -> None:
+        """Pass an event on; a new subscription confirmation means redis-py reconnected
+        by itself, and messages may have been lost in between."""
+        if message is None:
+            return
+        if message.get("type") == "subscribe":
+            self._tell("reset")
+        elif message.get("type") == "message":
+            event = parse_event(message["data"])
+            if event is not None:
+                self._tell(*event)
+
     def _tell(self, kind: Any, digest: bytes = b"") -> None:
         if self._listener is not None:
             self._listener(kind, digest)
@@ -173,11 +186,7 @@ class AsyncRedisPort:
                 lost, delay = False, RECONNECT_FIRST
                 self._ready.set()
                 while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message is not None and message.get("type") == "message":
-                        event = parse_event(message["data"])
-                        if event is not None:
-                            self._tell(*event)
+                    self._hear(await pubsub.get_message(timeout=1.0))
             except asyncio.CancelledError:
                 raise
             except Exception:  # any failure: listen again later, say so once

@@ -146,6 +146,18 @@ class SyncRedisPort:
             ready = self._ready
         ready.wait(self._timeout)
 
+    def _hear(self, message: Any) -> None:
+        """Pass an event on; a new subscription confirmation means redis-py reconnected
+        by itself, and messages may have been lost in between."""
+        if message is None:
+            return
+        if message.get("type") == "subscribe":
+            self._tell("reset")
+        elif message.get("type") == "message":
+            event = parse_event(message["data"])
+            if event is not None:
+                self._tell(*event)
+
     def _tell(self, kind: Any, digest: bytes = b"") -> None:
         listener = self._listener
         if listener is not None:
@@ -168,11 +180,7 @@ class SyncRedisPort:
                 lost, delay = False, RECONNECT_FIRST
                 ready.set()
                 while not stop.is_set():
-                    message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
-                    if message is not None and message.get("type") == "message":
-                        event = parse_event(message["data"])
-                        if event is not None:
-                            self._tell(*event)
+                    self._hear(pubsub.get_message(timeout=0.5))
             except Exception:  # any failure: listen again later, say so once
                 if stop.is_set():
                     break

@@ -186,7 +186,9 @@ def check_shared_cache(value: object) -> SharedCache | None:
     """``value`` if it can be a shared cache (or is ``None``); else a ``ConfigurationError``."""
     if value is None:
         return None
-    if all(callable(getattr(value, name, None)) for name in ("cache_keys", "async_port", "sync_port")):
+    if all(
+        callable(getattr(value, name, None)) for name in ("cache_keys", "async_port", "sync_port")
+    ):
         return value  # type: ignore[return-value]
     raise ConfigurationError(
         f"shared_cache must be a RedisCache (or another SharedCache), not "

@@ -19,6 +19,7 @@ the late write (``SharedForget.hold``).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -179,7 +180,7 @@ class SharedLevel:
             yield SharedWait(key, min(deadline - now, POLL_SECONDS))
 
     def _adopt(self, key: bytes, hit: Hit, started: float) -> TokenInfo | None:
-        """Keep a shared answer locally for the life it has left, this introspector's rules applied."""
+        """Keep a shared answer locally for the life it has left, with this one's rules."""
         info, broken_rule = self.rules.apply(hit.info)
         if broken_rule is not None:
             token_rejected(key_hint(key), broken_rule)
@@ -209,10 +210,8 @@ class SharedLevel:
         """Give the lock back (after a failure: at once, so a waiter can ask instead)."""
         if handle is None:
             return
-        try:
+        with contextlib.suppress(SharedUnavailable):  # else it expires within lock_ttl
             yield from self._call(SharedUnlock(key, handle))
-        except SharedUnavailable:
-            pass  # it expires on its own, within lock_ttl
 
     def forget(self, key: bytes) -> Flow:
         """Tell every process to drop ``key``; ``SharedCacheError`` if that is not possible."""
@@ -255,4 +254,3 @@ def _not_shared(what: str, why: str, cache_ttl: float) -> SharedCacheError:
         f"be reached ({why}): other processes may keep serving it until its cache lifetime "
         f"ends (at most cache_ttl={cache_ttl:g} s). Retry once the shared cache is back."
     )
-

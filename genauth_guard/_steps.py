@@ -55,7 +55,7 @@ class SharedGet:
 
 @dataclass(frozen=True, slots=True)
 class SharedPut:
-    """Store ``info`` (the server's answer) under ``key`` for ``ttl`` seconds; index by ``subject``."""
+    """Store the server's answer ``info`` under ``key`` for ``ttl`` s, indexed by ``subject``."""
 
     key: bytes
     info: TokenInfo

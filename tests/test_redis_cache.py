@@ -110,7 +110,7 @@ def test_redis_cache_imports_without_redis_and_asks_for_the_extra() -> None:
 def test_bad_redis_cache_options_are_refused_with_advice(
     args: tuple[Any, ...], kwargs: dict[str, Any], says: str
 ) -> None:
-    with pytest.raises(ConfigurationError, match=".") as caught:
+    with pytest.raises(ConfigurationError) as caught:
         RedisCache(*args, **kwargs)
     assert says in str(caught.value)
     assert "hunter22" not in str(caught.value)
@@ -129,7 +129,7 @@ def test_a_client_of_the_wrong_kind_is_refused_at_construction(
     blocking = RedisCache(redis.Redis.from_url(redis_url))
     asynchronous = RedisCache(redis.asyncio.Redis.from_url(redis_url))
     public = {"client_id": "public-client", "auth_method": "none"}
-    with pytest.raises(ConfigurationError, match="needs a redis.asyncio one"):
+    with pytest.raises(ConfigurationError, match=r"needs a redis\.asyncio one"):
         Introspector(auth_server.endpoint(), shared_cache=blocking, **public)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="needs a blocking one"):
         SyncIntrospector(auth_server.endpoint(), shared_cache=asynchronous, **public)  # type: ignore[arg-type]
@@ -302,7 +302,9 @@ async def test_revoke_reaches_every_process(
     with workers(1, config) as (other,):
         assert other.call("introspect", token=token)["active"]
         async with Introspector(
-            auth_server.endpoint(), revocation_endpoint=revocation, **options(redis_prefix, redis_url)
+            auth_server.endpoint(),
+            revocation_endpoint=revocation,
+            **options(redis_prefix, redis_url),
         ) as me:
             other.send("watch", token=token)
             await me.revoke(token)
@@ -382,8 +384,12 @@ async def test_redis_never_holds_the_token(
         await me.introspect("never-issued-token-xyz")
         everything = [*keys_under(store, redis_prefix)]
         everything += [store.get(k) or b"" for k in everything if store.type(k) == b"string"]
-        everything += [m for k in keys_under(store, redis_prefix) if store.type(k) == b"zset"
-                       for m in store.zrange(k, 0, -1)]
+        everything += [
+            m
+            for k in keys_under(store, redis_prefix)
+            if store.type(k) == b"zset"
+            for m in store.zrange(k, 0, -1)
+        ]
         await me.invalidate_subject("leo")
         await me.invalidate(token)
         await asyncio.sleep(0.2)
@@ -499,7 +505,9 @@ def test_invalidate_with_redis_unreachable_drops_locally_then_raises(
     token = auth_server.server.mint("quinn", ["a"])
     dead = RedisCache(f"redis://127.0.0.1:{free_port()}/0", prefix="gg-dead:")
     with SyncIntrospector(
-        auth_server.endpoint(), client_id="post-client", client_secret="post-secret",
+        auth_server.endpoint(),
+        client_id="post-client",
+        client_secret="post-secret",
         shared_cache=dead,
     ) as me:
         assert me.introspect(token).active

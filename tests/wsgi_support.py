@@ -144,7 +144,14 @@ class Gunicorn:
 
 
 @contextmanager
-def gunicorn(app_spec: str, env: Mapping[str, str], *, threads: int = 8) -> Iterator[Gunicorn]:
+def gunicorn(
+    app_spec: str,
+    env: Mapping[str, str],
+    *,
+    threads: int = 8,
+    workers: int = 1,
+    worker_class: str = "gthread",
+) -> Iterator[Gunicorn]:
     """Run ``gunicorn app_spec`` (one gthread worker) on a socket bound here; yields its URL."""
     sock = bound_socket()
     sock.listen(64)
@@ -156,11 +163,10 @@ def gunicorn(app_spec: str, env: Mapping[str, str], *, threads: int = 8) -> Iter
         "--bind",
         f"fd://{fd}",
         "--workers",
-        "1",
+        str(workers),
         "--worker-class",
-        "gthread",
-        "--threads",
-        str(threads),
+        worker_class,
+        *(["--threads", str(threads)] if worker_class == "gthread" else []),
         "--log-level",
         "warning",
         "--graceful-timeout",
