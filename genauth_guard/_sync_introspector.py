@@ -12,6 +12,7 @@ would otherwise hold a thread, and every waiter, for hours.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from concurrent.futures import Future
@@ -79,7 +80,7 @@ class SyncIntrospector(IntrospectorBase):
         )
         self._wakers: dict[bytes, threading.Event] = {}  # under _flights_lock
         self._listen_lock = threading.Lock()
-        self._listening = False
+        self._listening = 0  # the pid that subscribed: a forked worker subscribes anew
 
     def introspect(self, token: str) -> TokenInfo:
         """What the authorization server says about ``token`` (maybe from the cache).
@@ -209,13 +210,18 @@ class SyncIntrospector(IntrospectorBase):
     # ------------------------------------------------------------ the other processes
 
     def _listen(self, shared: SyncSharedPort) -> None:
-        """Subscribe on first use, before anything is cached from the shared level."""
-        if self._listening:
+        """Subscribe on first use in this process, before anything is cached from the level.
+
+        Per process: gunicorn may fork workers from a master that already
+        used the introspector, and a listening thread does not survive a fork.
+        """
+        pid = os.getpid()
+        if self._listening == pid:
             return
         with self._listen_lock:
-            if not self._listening:
+            if self._listening != pid:
                 shared.subscribe(self._on_shared_event)
-                self._listening = True
+                self._listening = pid
 
     def _on_shared_event(self, kind: EventKind, digest: bytes) -> None:
         """Called from the port's listening thread."""
@@ -251,7 +257,7 @@ class SyncIntrospector(IntrospectorBase):
         """Close the HTTP client if the introspector created it; stop listening to the others."""
         if self._shared is not None:
             with self._listen_lock:
-                self._listening = False
+                self._listening = 0
                 self._shared.close()
         if self._own_client:
             self._client.close()
