@@ -19,8 +19,9 @@ leader failed: look again). Every key has a TTL.
 
 Values: ``1`` (the format), then with a key secret a 22-character MAC over
 the key digest and the payload (so a value can be neither forged nor moved
-to another key), then the server's answer as compact JSON. Anything else
-is unreadable: the caller deletes it and treats it as a miss.
+to another key), then compact JSON: ``{"c": the server's answer, "u": the
+user's profile (only with userinfo_endpoint)}``. Anything else is
+unreadable: the caller deletes it and treats it as a miss.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import base64
 import hmac
 import json
 import math
+from dataclasses import replace
+from types import MappingProxyType
 from typing import Any, Final, Literal
 
 from ._protocol import claims_answer, load_json_object
@@ -110,8 +113,11 @@ def _mac(mac_key: bytes, key: bytes, payload: bytes) -> bytes:
 
 def encode_answer(info: TokenInfo, key: bytes, mac_key: bytes | None) -> bytes:
     """The stored form of the server's answer ``info`` under ``key``."""
+    document: dict[str, Any] = {"c": _claims(info)}
+    if info.userinfo is not None:
+        document["u"] = dict(info.userinfo)
     payload = json.dumps(
-        _claims(info), separators=(",", ":"), ensure_ascii=True, allow_nan=False
+        document, separators=(",", ":"), ensure_ascii=True, allow_nan=False
     ).encode("ascii")
     if mac_key is None:
         return _FORMAT + payload
@@ -128,13 +134,19 @@ def decode_answer(value: bytes | str, key: bytes, mac_key: bytes | None) -> Toke
         mac, payload = payload[:_MAC_CHARS], payload[_MAC_CHARS:]
         if not hmac.compare_digest(mac, _mac(mac_key, key, payload)):
             return None
-    data = load_json_object(payload)
-    if data is None:
+    document = load_json_object(payload)
+    if document is None:
+        return None
+    claims, profile = document.get("c"), document.get("u")
+    if not isinstance(claims, dict) or not (profile is None or isinstance(profile, dict)):
         return None
     try:
-        return claims_answer(data)
+        info = claims_answer(claims)
     except IntrospectionError:
         return None
+    if profile is not None and info.active:
+        info = replace(info, userinfo=MappingProxyType(profile))
+    return info
 
 
 # ---------------------------------------------------------------- messages

@@ -113,6 +113,7 @@ class SharedLevel:
         invalidations: RecentInvalidations,
         lock_ttl: float,
         wait_budget: float,
+        require_userinfo: bool = False,
     ) -> None:
         self.cache = cache
         self.keys = keys
@@ -120,6 +121,7 @@ class SharedLevel:
         self.invalidations = invalidations
         self.lock_ttl = lock_ttl
         self.wait_budget = wait_budget
+        self.require_userinfo = require_userinfo
         self.breaker = CircuitBreaker(SKIP_AFTER_FAILURES, SKIP_FOR_SECONDS)
         self.log = SharedCacheLog()
 
@@ -181,6 +183,8 @@ class SharedLevel:
 
     def _adopt(self, key: bytes, hit: Hit, started: float) -> TokenInfo | None:
         """Keep a shared answer locally for the life it has left, with this one's rules."""
+        if self.require_userinfo and hit.info.active and hit.info.userinfo is None:
+            return None  # written by a process that does not read profiles: ask ourselves
         info, broken_rule = self.rules.apply(hit.info)
         if broken_rule is not None:
             token_rejected(key_hint(key), broken_rule)

@@ -519,3 +519,28 @@ def test_invalidate_with_redis_unreachable_drops_locally_then_raises(
             me.invalidate_subject("quinn")
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "shared cache failed" in warnings[0].getMessage()
+
+
+async def test_the_profile_is_shared_with_the_answer(redis_url: str, redis_prefix: str) -> None:
+    from genauth_guard.dev.server import DevAuthServer
+    from genauth_guard.testing import serve_in_thread
+
+    from .test_userinfo import ADA, CLIENT, MeProxy
+
+    server = DevAuthServer([CLIENT])
+    front = MeProxy(server)
+    with serve_in_thread(front) as url:
+        server.issuer = url
+        token = server.mint(ADA, "openid profile email")
+        shared = {"shared_cache": RedisCache(redis_url, prefix=redis_prefix)}
+        readers = []
+        for require in (False, True):
+            async with Introspector.from_genauth(
+                "rs", "rs-secret", url, userinfo=True, require_userinfo=require, **shared
+            ) as introspector:
+                readers.append(await introspector.introspect(token))
+    assert [info.userinfo and info.userinfo["email"] for info in readers] == [
+        "ada@example.com",
+        "ada@example.com",
+    ]
+    assert (server.introspection_calls, front.me_calls) == (1, 1)  # the second asked nobody
