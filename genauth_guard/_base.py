@@ -170,6 +170,9 @@ class IntrospectorBase:
             "max_concurrent_introspections", o["max_concurrent_introspections"]
         )
         self.queue_timeout = non_negative("queue_timeout", o["queue_timeout"])
+        self.max_queued_introspections = positive_int(
+            "max_queued_introspections", o["max_queued_introspections"], least=0
+        )
         self.serve_stale_on_error = bool(o["serve_stale_on_error"])
         self.cache: TokenCache = (
             o["cache"]
@@ -304,6 +307,7 @@ class IntrospectorBase:
             "timeout": self.timeout,
             "max_concurrent_introspections": self.max_concurrent_introspections,
             "queue_timeout": self.queue_timeout,
+            "max_queued_introspections": self.max_queued_introspections,
             "retries": self.retry.retries,
             "circuit_breaker_threshold": self.breaker.threshold,
             "serve_stale_on_error": self.serve_stale_on_error,

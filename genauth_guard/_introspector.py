@@ -1,15 +1,20 @@
 """``Introspector``: the asyncio runner of the introspection flow.
 
-The flow (``_flow``) decides; this module waits. One pooled
-``httpx.AsyncClient`` (keep-alive), created on first use so the introspector
-can be built at import time, before any event loop runs. Concurrent requests
+The flow (``_flow``) decides; this module waits. The HTTP exchange goes
+through a ``_transport.Transport`` made on first use on the running loop (so
+the introspector can be built at import time, before any loop runs): aiohttp
+when the ``genauth-guard[aiohttp]`` extra is installed, else a pooled
+``httpx.AsyncClient``, or the ``http_client`` you pass. Concurrent requests
 for one uncached token share a single flow: it runs as its own task, so a
 request that gives up (client disconnect) does not cancel it for the others.
 Calls are bounded by an ``asyncio.Semaphore`` (``max_concurrent_introspections``)
-that only the flows take, so the limit counts calls, not waiting requests.
-With a shared cache, the introspector listens to the other processes
-(invalidations, "answer ready" wake-ups) from its first use of it, through
-its own port (``_shared``), on the event loop it runs on.
+that only the flows take, so the limit counts calls, not waiting requests;
+at most ``max_queued_introspections`` flows wait for a slot, each at most
+``queue_timeout`` seconds: a burst is worked through at the transport's
+speed, a flood is refused at once instead of piling up. With a shared
+cache, the introspector listens to the other processes (invalidations,
+"answer ready" wake-ups) from its first use of it, through its own port
+(``_shared``), on the event loop it runs on.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from typing import Any, Unpack
 import httpx
 
 from ._base import IntrospectorBase, check_http_client
+from ._logging import logger
 from ._options import IntrospectorOptions
-from ._protocol import BoundedBody
+from ._resilience import queue_full
 from ._shared import AsyncSharedPort, EventKind
 from ._steps import (
     Answer,
@@ -41,6 +47,7 @@ from ._steps import (
     Wait,
 )
 from ._token_info import TokenInfo
+from ._transport import Transport, default_choice, given_client
 
 
 class Introspector(IntrospectorBase):
@@ -64,11 +71,22 @@ class Introspector(IntrospectorBase):
             "SyncIntrospector (the driver for WSGI and threads)",
         )
         super().__init__(introspection_endpoint, **options)
-        self._own_client = http_client is None
-        self._client = http_client
+        self._transport_choice = (
+            default_choice(self.timeout, self.max_concurrent_introspections)
+            if http_client is None
+            else given_client(http_client, self.timeout)
+        )
+        self._own_transport = http_client is None
+        self._transport: Transport | None = None
+        logger.debug(
+            "introspector for %s: HTTP transport %s",
+            self.introspection_endpoint,
+            self._transport_choice.name,
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inflight: dict[bytes, asyncio.Task[TokenInfo]] = {}
         self._slots = asyncio.Semaphore(self.max_concurrent_introspections)
+        self._queued = 0  # flows waiting for a slot
         self._shared: AsyncSharedPort | None = (
             None if self.shared_cache is None else self.shared_cache.async_port()
         )
@@ -211,30 +229,31 @@ class Introspector(IntrospectorBase):
             pass
 
     async def _take_slot(self, wait_at_most: float) -> bool:
+        """A slot now, or after waiting in the bounded queue; ``False`` after ``wait_at_most``.
+
+        A full queue raises ``queue_full`` at once: waiting longer could only
+        end in a 503 too, and a flood must not pile up waiters.
+        """
         if not self._slots.locked():
             await self._slots.acquire()  # free: no waiting, no timer
             return True
+        if self._queued >= self.max_queued_introspections:
+            raise queue_full(self.max_concurrent_introspections, self._queued)
+        self._queued += 1
         try:
             async with asyncio.timeout(wait_at_most):
                 await self._slots.acquire()
         except TimeoutError:
             return False
+        finally:
+            self._queued -= 1
         return True
 
     async def _exchange(self, request: httpx.Request) -> Answer:
         """Send one request; the status, headers and (bounded) body, within ``timeout``."""
-        request.extensions["timeout"] = self._timeout_extension
         async with asyncio.timeout(self.timeout):
-            response = await self._http().send(request, stream=True)
-            try:
-                body = BoundedBody.for_response(response, self.max_response_bytes)
-                if not response.is_stream_consumed:
-                    async for chunk in response.aiter_raw():
-                        if body.feed(chunk):
-                            break
-            finally:
-                await response.aclose()
-        return Answer(response.status_code, response.headers, body.body())
+            transport = self._transport or self._new_transport()
+            return await transport.exchange(request, self.max_response_bytes)
 
     # ------------------------------------------------------------ the client and the loop
 
@@ -257,29 +276,29 @@ class Introspector(IntrospectorBase):
             self._slots = asyncio.Semaphore(self.max_concurrent_introspections)
             self._wakers = {}
             self._listening = None
-            if self._own_client:
-                self._client = None
+            self._queued = 0
+            if self._transport is not None:
+                if self._own_transport:
+                    self._transport.abandon()
+                self._transport = None
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            # verify=True (httpx's default) on purpose: TLS is checked unless the
-            # user passes a client of their own.
-            self._client = httpx.AsyncClient(
-                timeout=self.timeout,
-                follow_redirects=False,
-                trust_env=False,
-                limits=httpx.Limits(max_connections=self.max_concurrent_introspections),
-            )
-        return self._client
+    def _new_transport(self) -> Transport:
+        self._transport = self._transport_choice.make()
+        return self._transport
+
+    @property
+    def transport(self) -> str:
+        """Which HTTP client sends the introspections (also logged at DEBUG at start-up)."""
+        return self._transport_choice.name
 
     async def aclose(self) -> None:
-        """Close the HTTP client if the introspector created it; stop listening to the others."""
+        """Close the HTTP connections it made (not your ``http_client``); stop listening."""
         if self._shared is not None:
             self._listening = None
             await self._shared.aclose()
-        if self._own_client and self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            await transport.aclose()
 
     async def __aenter__(self) -> Introspector:
         return self

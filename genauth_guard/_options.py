@@ -40,6 +40,7 @@ class TuningOptions(TypedDict, total=False):
     allow_insecure_http: bool  # http:// to a host that is not loopback
     max_concurrent_introspections: int  # calls at once (not waiting requests)
     queue_timeout: float  # seconds a call waits for a slot, then 503
+    max_queued_introspections: int  # calls waiting for a slot; more: 503 at once
     retries: int  # extra attempts after a connection failure or a 502/503/504
     retry_backoff: float  # first backoff (jittered, doubling)
     circuit_breaker_threshold: int  # failures in a row that pause calls; 0: never
@@ -94,7 +95,10 @@ DEFAULTS: Final[dict[str, Any]] = {
     "max_token_length": DEFAULT_MAX_TOKEN_LENGTH,
     "allow_insecure_http": False,
     "max_concurrent_introspections": 64,
-    "queue_timeout": 1.0,
+    # A cold start's burst of new tokens is worked through at the transport's
+    # speed (docs/performance.md); a flood beyond the queue is refused at once.
+    "queue_timeout": 5.0,
+    "max_queued_introspections": 4096,
     "retries": 1,
     "retry_backoff": 0.1,
     "circuit_breaker_threshold": 5,

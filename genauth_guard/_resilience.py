@@ -234,3 +234,14 @@ def too_busy(limit: int, queue_timeout: float) -> AuthorizationServerUnavailable
         f"queue_timeout={queue_timeout:g} s; the authorization server is too slow for the "
         "load. Raise max_concurrent_introspections or queue_timeout, or find out why it is slow."
     )
+
+
+def queue_full(limit: int, queued: int) -> AuthorizationServerUnavailable:
+    """The failure for a request that found every slot taken and the queue full."""
+    return AuthorizationServerUnavailable(
+        f"{limit} introspections were in flight and {queued} more waiting for a slot "
+        "(max_queued_introspections), so this one was refused at once; the authorization "
+        "server cannot keep up with the new tokens arriving. Raise max_queued_introspections "
+        "or max_concurrent_introspections if the server can take more, or find out why "
+        "so many new tokens arrive."
+    )

@@ -26,6 +26,7 @@ from ._base import IntrospectorBase, check_http_client
 from ._deadline import send_with_deadline
 from ._options import IntrospectorOptions
 from ._protocol import BoundedBody
+from ._resilience import queue_full
 from ._shared import EventKind, SyncSharedPort
 from ._steps import (
     Answer,
@@ -73,6 +74,8 @@ class SyncIntrospector(IntrospectorBase):
             limits=httpx.Limits(max_connections=self.max_concurrent_introspections),
         )
         self._slots = threading.BoundedSemaphore(self.max_concurrent_introspections)
+        self._queue_lock = threading.Lock()
+        self._queued = 0  # threads waiting for a slot
         self._flights_lock = threading.Lock()
         self._inflight: dict[bytes, Future[TokenInfo]] = {}
         self._shared: SyncSharedPort | None = (
@@ -181,7 +184,7 @@ class SyncIntrospector(IntrospectorBase):
         if type(step) is Exchange:
             return self._exchange(step.request)
         if type(step) is TakeSlot:
-            return self._slots.acquire(timeout=step.timeout)
+            return self._take_slot(step.timeout)
         if type(step) is Wait:
             time.sleep(step.seconds)
             return None
@@ -239,6 +242,20 @@ class SyncIntrospector(IntrospectorBase):
             if waker is None:
                 waker = self._wakers[key] = threading.Event()
         waker.wait(seconds)
+
+    def _take_slot(self, wait_at_most: float) -> bool:
+        """A slot now, or after waiting in the bounded queue (see ``Introspector._take_slot``)."""
+        if self._slots.acquire(blocking=False):
+            return True
+        with self._queue_lock:
+            if self._queued >= self.max_queued_introspections:
+                raise queue_full(self.max_concurrent_introspections, self._queued)
+            self._queued += 1
+        try:
+            return self._slots.acquire(timeout=wait_at_most)
+        finally:
+            with self._queue_lock:
+                self._queued -= 1
 
     def _exchange(self, request: httpx.Request) -> Answer:
         """Send one request; the status, headers and (bounded) body, within ``timeout``."""

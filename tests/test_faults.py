@@ -4,7 +4,9 @@ The upstream (``fault_upstream``) is a real uvicorn server behind a real TCP
 front on 127.0.0.1; the guard under test is a real uvicorn server too. For
 each fault: every request is answered 503 within ``timeout`` plus a small
 margin, nothing gets in, nothing is cached, and the first request after the
-upstream recovers is served normally.
+upstream recovers is served normally. ``Introspector``'s tests run on both
+of its HTTP transports (``tests/transports.py``): aiohttp (the extra) and
+httpx must give every fault the same answer, and retry the same faults.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from genauth_guard import (
 from genauth_guard.dev.testing import serve_in_thread
 
 from .fault_upstream import APP_MODES, MALFORMED, TCP_MODES, FaultyUpstream, faulty_upstream
+from .transports import TRANSPORTS, build_introspector
 
 TIMEOUT = 0.5
 MARGIN = 0.5
@@ -97,9 +100,14 @@ async def whoami(request: Request) -> PlainTextResponse:
     return PlainTextResponse(f"let in: {request.user.identity}")
 
 
+@pytest.fixture(scope="module", params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def guarded(upstream: FaultyUpstream) -> Iterator[Guarded]:
-    introspector = Introspector(upstream.url, **options())  # type: ignore[arg-type]
+def guarded(upstream: FaultyUpstream, transport: str) -> Iterator[Guarded]:
+    introspector = build_introspector(transport, upstream.url, **options())
     app = GenAuthGuard(Starlette(routes=[Route("/", whoami)]), introspector=introspector)
     with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=10) as client:
         yield Guarded(client, introspector)
@@ -107,6 +115,28 @@ def guarded(upstream: FaultyUpstream) -> Iterator[Guarded]:
 
 def test_every_fault_is_known() -> None:
     assert set(EXPECTED) == set(FAULTS)
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.anyio
+async def test_the_introspector_raises_the_expected_error_on_each_transport(
+    upstream: FaultyUpstream, transport: str, fault: str
+) -> None:
+    """The exception class, not only the 503: aiohttp's failures are judged as httpx's."""
+    introspector = build_introspector(transport, upstream.url, **options())
+    upstream.set(fault)
+    try:
+        with pytest.raises(IntrospectionError) as caught:
+            await introspector.introspect(GOOD)
+    finally:
+        upstream.set("ok")
+    try:
+        assert type(caught.value) is EXPECTED[fault], str(caught.value)
+        assert GOOD not in str(caught.value) and SECRET not in str(caught.value)
+        assert len(introspector.cache) == 0
+        assert (await introspector.introspect(GOOD)).sub == "alice"
+    finally:
+        await introspector.aclose()
 
 
 @pytest.mark.parametrize("fault", FAULTS)
@@ -177,9 +207,9 @@ def test_the_sync_introspector_fails_the_same_way(
 )
 @pytest.mark.anyio
 async def test_retries_only_connection_failures_and_gateway_errors(
-    upstream: FaultyUpstream, fault: str, attempts: int
+    upstream: FaultyUpstream, transport: str, fault: str, attempts: int
 ) -> None:
-    introspector = Introspector(upstream.url, **options(timeout=0.3))  # type: ignore[arg-type]
+    introspector = build_introspector(transport, upstream.url, **options(timeout=0.3))
     upstream.set(fault)
     before = upstream.calls
     try:
@@ -192,8 +222,8 @@ async def test_retries_only_connection_failures_and_gateway_errors(
 
 
 @pytest.mark.anyio
-async def test_retries_zero_means_one_attempt(upstream: FaultyUpstream) -> None:
-    introspector = Introspector(upstream.url, **options(retries=0))  # type: ignore[arg-type]
+async def test_retries_zero_means_one_attempt(upstream: FaultyUpstream, transport: str) -> None:
+    introspector = build_introspector(transport, upstream.url, **options(retries=0))
     upstream.set("503")
     before = upstream.calls
     try:
@@ -206,9 +236,11 @@ async def test_retries_zero_means_one_attempt(upstream: FaultyUpstream) -> None:
 
 
 @pytest.mark.anyio
-async def test_a_retry_that_succeeds_gives_the_answer(upstream: FaultyUpstream) -> None:
+async def test_a_retry_that_succeeds_gives_the_answer(
+    upstream: FaultyUpstream, transport: str
+) -> None:
     """The first attempt meets a reset, the retry a healthy server: the caller sees no fault."""
-    introspector = Introspector(upstream.url, **options(retry_backoff=0.3))  # type: ignore[arg-type]
+    introspector = build_introspector(transport, upstream.url, **options(retry_backoff=0.3))
     upstream.set("reset")
 
     import asyncio
@@ -228,11 +260,12 @@ async def test_a_retry_that_succeeds_gives_the_answer(upstream: FaultyUpstream) 
 
 
 def test_the_breaker_answers_at_once_while_open_and_probes_after_the_cooldown(
-    upstream: FaultyUpstream,
+    upstream: FaultyUpstream, transport: str
 ) -> None:
-    introspector = Introspector(
+    introspector = build_introspector(
+        transport,
         upstream.url,
-        **options(timeout=0.5, circuit_breaker_threshold=3, circuit_breaker_cooldown=0.6),  # type: ignore[arg-type]
+        **options(timeout=0.5, circuit_breaker_threshold=3, circuit_breaker_cooldown=0.6),
     )
     app = GenAuthGuard(Starlette(routes=[Route("/", whoami)]), introspector=introspector)
     upstream.set("hang")

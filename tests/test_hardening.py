@@ -43,6 +43,7 @@ from genauth_guard._resilience import CircuitBreaker, RetryPolicy
 
 from .conftest import RunningAuthServer
 from .fault_upstream import FaultyUpstream, faulty_upstream
+from .transports import TRANSPORTS, build_introspector
 
 SECRET = "rs-secret-" + secrets.token_hex(8)
 
@@ -68,8 +69,10 @@ def good(upstream: FaultyUpstream) -> Iterator[str]:
     upstream.app.delay = 0.0
 
 
-def make(upstream: FaultyUpstream, **options: Any) -> Introspector:
-    return Introspector(upstream.url, client_id="rs", client_secret=SECRET, **options)
+def make(upstream: FaultyUpstream, transport: str = "aiohttp", **options: Any) -> Introspector:
+    return build_introspector(
+        transport, upstream.url, client_id="rs", client_secret=SECRET, **options
+    )
 
 
 # ---------------------------------------------------------------- retry rule
@@ -191,6 +194,8 @@ def test_threshold_zero_disables_the_breaker() -> None:
     [
         ({"max_concurrent_introspections": 0}, "max_concurrent_introspections"),
         ({"queue_timeout": -1}, "queue_timeout"),
+        ({"max_queued_introspections": -1}, "max_queued_introspections"),
+        ({"max_queued_introspections": 2.5}, "max_queued_introspections"),
         ({"retries": -1}, "retries"),
         ({"retries": 1.5}, "retries"),
         ({"retry_backoff": -0.1}, "retry_backoff"),
@@ -342,24 +347,26 @@ async def test_the_guard_answers_400_for_an_oversized_token_without_a_call(
     assert upstream.app.calls == 0
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.anyio
 async def test_a_compressed_answer_is_decoded_within_the_limit(
-    upstream: FaultyUpstream, good: str
+    upstream: FaultyUpstream, good: str, transport: str
 ) -> None:
     upstream.set("gzip")
-    async with make(upstream) as introspector:
+    async with make(upstream, transport) as introspector:
         assert (await introspector.introspect(good)).sub == "alice"
     with SyncIntrospector(upstream.url, client_id="rs", client_secret=SECRET) as sync:
         assert sync.introspect(good).sub == "alice"
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("limit", [1024, 64 * 1024])
 @pytest.mark.anyio
 async def test_the_response_limit_is_configurable(
-    upstream: FaultyUpstream, good: str, limit: int
+    upstream: FaultyUpstream, good: str, limit: int, transport: str
 ) -> None:
     upstream.app.tokens[good]["pad"] = "x" * 2000
-    async with make(upstream, max_response_bytes=limit) as introspector:
+    async with make(upstream, transport, max_response_bytes=limit) as introspector:
         if limit < 2000:
             with pytest.raises(InvalidIntrospectionResponse, match=f"larger than {limit} bytes"):
                 await introspector.introspect(good)
@@ -594,12 +601,16 @@ def tls_server(ca: trustme.CA) -> Iterator[tuple[str, list[bytes]]]:
         thread.join(timeout=5)
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.anyio
-async def test_tls_certificates_are_verified_unless_the_user_brings_a_client() -> None:
+async def test_tls_certificates_are_verified_unless_the_user_brings_a_client(
+    transport: str,
+) -> None:
     ca = trustme.CA()
     with tls_server(ca) as (url, seen):
         token = fresh_token()
-        async with Introspector(url, client_id="rs", client_secret=SECRET) as ours:
+        ours = build_introspector(transport, url, client_id="rs", client_secret=SECRET)
+        async with ours:
             with pytest.raises(AuthorizationServerUnavailable, match="could not be reached"):
                 await ours.introspect(token)
         with (
