@@ -121,6 +121,12 @@ def machine_line() -> str:
             "flask",
             "werkzeug",
             "httpx",
+            "httpcore",
+            "sniffio",
+            "aiohttp",
+            "httpx-aiohttp",
+            "urllib3",
+            "requests",
             "cachetools",
             "uvicorn",
             "h11",
@@ -166,6 +172,34 @@ async def interleaved_async(
             gc.collect()
             results.append(await measure())
     return bare_results, guarded_results
+
+
+async def interleaved_many(
+    measures: dict[str, Callable[[], Awaitable[float]]], rounds: int
+) -> dict[str, list[float]]:
+    """``rounds`` measurements of each, the order rotating every round (drift hits all)."""
+    results: dict[str, list[float]] = {name: [] for name in measures}
+    names = list(measures)
+    for index in range(rounds):
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
+            gc.collect()
+            results[name].append(await measures[name]())
+    return results
+
+
+def interleaved_many_sync(
+    measures: dict[str, Callable[[], float]], rounds: int
+) -> dict[str, list[float]]:
+    """``interleaved_many`` for plain functions (threaded clients)."""
+    results: dict[str, list[float]] = {name: [] for name in measures}
+    names = list(measures)
+    for index in range(rounds):
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
+            gc.collect()
+            results[name].append(measures[name]())
+    return results
 
 
 def rate(call: Callable[[], object], seconds: float, batch: int = 100) -> float:

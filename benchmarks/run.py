@@ -21,17 +21,14 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.util import find_spec
-from pathlib import Path
 from typing import Any
 
-import httpx
 from _apps import (
     StatusRecorder,
     asgi_scope,
@@ -44,6 +41,8 @@ from _apps import (
     starlette_app,
     wsgi_environ,
 )
+from _miss import section_coldstart, section_miss, section_sync
+from _rows import Row, ratio_row
 from _support import (
     HERE,
     SCOPES,
@@ -52,18 +51,15 @@ from _support import (
     interleaved_async,
     introspector_options,
     machine_line,
-    median,
-    ops,
     progress,
     rate,
     rate_async,
-    spread,
 )
 
 from genauth_guard import GenAuthGuard, Introspector, SyncIntrospector
 from genauth_guard.wsgi import GenAuthGuardWSGI
 
-SECTIONS = ("asgi", "wsgi", "served", "calls", "miss", "memory")
+SECTIONS = ("asgi", "wsgi", "served", "calls", "miss", "memory", "coldstart", "sync")
 
 
 @dataclass(frozen=True)
@@ -78,49 +74,39 @@ class Settings:
     calls_requests: int
     calls_chunk: int
     miss_ops: dict[int, int]  # in flight -> introspections per measurement
+    sync_ops: dict[int, int]  # threads -> introspections per measurement
     memory_entries: int
     loadgen: str
 
     @classmethod
     def make(cls, quick: bool, loadgen: str) -> Settings:
         if quick:
-            return cls(True, 3, 0.15, 1, 32, 2_000, 50, {1: 100, 32: 300}, 10_000, loadgen)
-        return cls(False, 7, 0.5, 3, 32, 10_000, 50, {1: 500, 32: 1_000}, 100_000, loadgen)
-
-
-@dataclass(frozen=True)
-class Row:
-    section: str
-    case: str
-    baseline: str
-    guarded: str
-    ratio: str = "-"
-    target: str = "-"
-    meets: str = "-"
-    notes: str = ""
-
-
-def ratio_row(
-    section: str,
-    case: str,
-    bare: list[float],
-    guarded: list[float],
-    target: float,
-    notes: str = "",
-) -> Row:
-    bare_median, guarded_median = median(bare), median(guarded)
-    ratio = guarded_median / bare_median
-    spreads = f"rounds: bare {spread(bare)}, guarded {spread(guarded)}"
-    return Row(
-        section,
-        case,
-        ops(bare_median),
-        ops(guarded_median),
-        f"{ratio:.2f}x",
-        f">= {target:.2f}x",
-        "yes" if ratio >= target else "no",
-        f"{notes}; {spreads}" if notes else spreads,
-    )
+            return cls(
+                True,
+                3,
+                0.15,
+                1,
+                32,
+                2_000,
+                50,
+                {1: 100, 32: 300},
+                {1: 50, 32: 200},
+                10_000,
+                loadgen,
+            )
+        return cls(
+            False,
+            7,
+            0.5,
+            3,
+            32,
+            10_000,
+            50,
+            {1: 300, 32: 1_000},
+            {1: 200, 32: 600},
+            100_000,
+            loadgen,
+        )
 
 
 def check_status(what: str, status: int | str) -> None:
@@ -451,40 +437,6 @@ def calls_row(case: str, expected: int, calls: int, recorder: StatusRecorder, se
 # ---------------------------------------------------------------- 5. cache miss
 
 
-@contextmanager
-def dev_server_process(tokens: int) -> Iterator[tuple[dict[str, str], list[str]]]:
-    """The dev server in its own process with ``tokens`` minted; yields (config, tokens)."""
-    with tempfile.TemporaryDirectory() as folder:
-        tokens_file = Path(folder) / "tokens"
-        process = subprocess.Popen(
-            [sys.executable, str(HERE / "_devserver_proc.py"), str(tokens), str(tokens_file)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert process.stdout is not None
-            config = json.loads(process.stdout.readline())
-            yield config, tokens_file.read_text().split("\n")
-        finally:
-            assert process.stdin is not None
-            process.stdin.close()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def section_miss(settings: Settings) -> list[Row]:
-    peer = find_spec("fastmcp") is not None
-    per_round = sum(settings.miss_ops.values())
-    # both sides, every round, a warm-up of each, and the optional peer at 1 in flight
-    needed = 2 * (settings.rounds + 1) * per_round + 3 * settings.rounds * settings.miss_ops[1]
-    with dev_server_process(needed) as (config, tokens):
-        return asyncio.run(_miss(settings, config, iter(tokens), peer))
-
-
 @dataclass
 class FreshTokenLoad:
     """Measurements of ``count`` operations on fresh tokens, ``in_flight`` at a time."""
@@ -520,62 +472,6 @@ async def run_in_flight(
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(in_flight)))
     return count / (time.perf_counter() - start), inactive
-
-
-async def _miss(
-    settings: Settings, config: dict[str, str], tokens: Iterator[str], peer: bool
-) -> list[Row]:
-    endpoint = config["endpoint"]
-    options = {k: config[k] for k in ("client_id", "client_secret", "auth_method")}
-    if options["auth_method"] != "client_secret_post":
-        raise RuntimeError("the raw baseline sends client_secret_post, as the dev server's default")
-    introspector = Introspector(endpoint, **options)
-    # The client the introspector builds for itself, built the same way.
-    raw = httpx.AsyncClient(
-        timeout=5.0,
-        follow_redirects=False,
-        trust_env=False,
-        limits=httpx.Limits(max_connections=64),
-    )
-    form_auth = {"client_id": options["client_id"], "client_secret": options["client_secret"]}
-
-    async def guard_op(token: str) -> bool:
-        return (await introspector.introspect(token)).active
-
-    async def raw_op(token: str) -> bool:
-        response = await raw.post(
-            endpoint,
-            data={"token": token, "token_type_hint": "access_token", **form_auth},
-            headers={"Accept": "application/json"},
-        )
-        return response.status_code == 200 and response.json().get("active") is True
-
-    rows = []
-    try:
-        for in_flight, count in settings.miss_ops.items():
-            load = FreshTokenLoad(tokens, count, in_flight)
-            await load.measure(raw_op)()  # warm-up: connections
-            await load.measure(guard_op)()
-            raw_rates, guard_rates = await interleaved_async(
-                load.measure(raw_op), load.measure(guard_op), settings.rounds
-            )
-            rows.append(
-                ratio_row(
-                    "5 cache miss",
-                    f"Introspector.introspect() vs raw httpx post, {in_flight} in flight",
-                    raw_rates,
-                    guard_rates,
-                    0.87,
-                    f"dev server in its own process; {count:,} fresh tokens per round; "
-                    f"{load.inactive} answers not active",
-                )
-            )
-        if peer:
-            rows.append(await _fastmcp_row(settings, endpoint, options, tokens, raw_op))
-    finally:
-        await introspector.aclose()
-        await raw.aclose()
-    return rows
 
 
 async def _fastmcp_row(
@@ -656,6 +552,8 @@ RUNNERS: dict[str, Callable[[Settings], list[Row]]] = {
     "calls": section_calls,
     "miss": section_miss,
     "memory": section_memory,
+    "coldstart": section_coldstart,
+    "sync": section_sync,
 }
 
 

@@ -31,7 +31,7 @@ import httpx
 from ._protocol import BoundedBody
 from ._steps import Answer
 
-_SET_BY_AIOHTTP: Final = frozenset({"host", "content-length"})
+_SET_BY_AIOHTTP: Final = frozenset({b"host", b"content-length"})
 """Headers aiohttp writes itself from the URL and the body."""
 
 _NO_TIMEOUT: Final = aiohttp.ClientTimeout(total=None, connect=None, sock_read=None)
@@ -75,7 +75,12 @@ class AiohttpTransport:
         )
 
     async def exchange(self, request: httpx.Request, max_bytes: int) -> Answer:
-        headers = {k: v for k, v in request.headers.items() if k not in _SET_BY_AIOHTTP}
+        # From the raw list: httpx's str views decode every header on each access.
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in request.headers.raw
+            if name.lower() not in _SET_BY_AIOHTTP
+        }
         try:
             async with self._session.request(
                 request.method,
@@ -84,12 +89,13 @@ class AiohttpTransport:
                 headers=headers,
                 allow_redirects=False,
             ) as response:
-                answer_headers = httpx.Headers(list(response.raw_headers))
-                body = BoundedBody(response.status, answer_headers, max_bytes)
+                # aiohttp's case-insensitive view for the hot lookups; httpx's for the flow.
+                body = BoundedBody(response.status, response.headers, max_bytes)
                 content = response.content
                 while chunk := await content.readany():
                     if body.feed(chunk):
                         break  # leaving unread bytes: aiohttp closes, not pools, the connection
+                answer_headers = httpx.Headers(list(response.raw_headers))
                 return Answer(response.status, answer_headers, body.body())
         except aiohttp.ClientError as exc:
             raise _as_httpx_error(exc) from None

@@ -20,6 +20,7 @@ cache, the introspector listens to the other processes (invalidations,
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Unpack
@@ -29,7 +30,7 @@ import httpx
 from ._base import IntrospectorBase, check_http_client
 from ._logging import logger
 from ._options import IntrospectorOptions
-from ._resilience import queue_full
+from ._resilience import SlotQueue
 from ._shared import AsyncSharedPort, EventKind
 from ._steps import (
     Answer,
@@ -87,6 +88,9 @@ class Introspector(IntrospectorBase):
         self._inflight: dict[bytes, asyncio.Task[TokenInfo]] = {}
         self._slots = asyncio.Semaphore(self.max_concurrent_introspections)
         self._queued = 0  # flows waiting for a slot
+        self._queue = SlotQueue(
+            self.max_concurrent_introspections, self.max_queued_introspections, self.queue_timeout
+        )
         self._shared: AsyncSharedPort | None = (
             None if self.shared_cache is None else self.shared_cache.async_port()
         )
@@ -154,14 +158,14 @@ class Introspector(IntrospectorBase):
 
     async def _run(self, flow: Flow) -> Any:
         """Perform ``flow``'s steps until it returns; what it raises is raised here."""
-        held = False
+        taken = 0.0  # when the call slot was taken (0: none held)
         try:
             step: Step = next(flow)
             while True:
                 try:
                     outcome = await self._perform(step)
-                    if type(step) is TakeSlot:
-                        held = bool(outcome)
+                    if type(step) is TakeSlot and outcome:
+                        taken = time.monotonic()
                 except BaseException as exc:  # the flow decides; a cancel passes through it
                     step = flow.throw(exc)
                 else:
@@ -169,8 +173,9 @@ class Introspector(IntrospectorBase):
         except StopIteration as done:
             return done.value
         finally:
-            if held:
+            if taken:
                 self._slots.release()
+                self._queue.observe(time.monotonic() - taken)
 
     async def _perform(self, step: Step) -> Any:
         if type(step) is Exchange:
@@ -229,16 +234,18 @@ class Introspector(IntrospectorBase):
             pass
 
     async def _take_slot(self, wait_at_most: float) -> bool:
-        """A slot now, or after waiting in the bounded queue; ``False`` after ``wait_at_most``.
+        """A slot now, or after waiting in the queue; ``False`` after ``wait_at_most``.
 
-        A full queue raises ``queue_full`` at once: waiting longer could only
-        end in a 503 too, and a flood must not pile up waiters.
+        A newcomer the queue would not serve in time, or a full queue, is
+        refused at once (``SlotQueue``): waiting could only end in a 503 too,
+        and a flood must not pile up waiters.
         """
         if not self._slots.locked():
             await self._slots.acquire()  # free: no waiting, no timer
             return True
-        if self._queued >= self.max_queued_introspections:
-            raise queue_full(self.max_concurrent_introspections, self._queued)
+        refusal = self._queue.refusal(self._queued)
+        if refusal is not None:
+            raise refusal
         self._queued += 1
         try:
             async with asyncio.timeout(wait_at_most):

@@ -236,11 +236,69 @@ def too_busy(limit: int, queue_timeout: float) -> AuthorizationServerUnavailable
     )
 
 
+class SlotQueue:
+    """Who may wait for a call slot: a bounded number, and only if a slot is likely in time.
+
+    A request that finds every slot taken may wait up to ``queue_timeout``
+    seconds. Whether it will get one in time depends on how fast the
+    transport and the server work through the calls ahead of it, so the
+    queue learns that: it keeps a moving average of how long a call holds
+    its slot, and a newcomer whose expected wait
+    (``(waiting + 1) * hold / slots``) exceeds ``queue_timeout`` is refused
+    at once, not after waiting for nothing. A cold start's burst is admitted
+    as far as the transport can work it through in ``queue_timeout`` (with
+    no calls measured yet, everybody may wait); a junk flood against a slow
+    server is turned away at the door. ``max_queued`` bounds the waiters
+    whatever the estimate says: memory stays bounded. No I/O and no lock:
+    a lost update of the average under threads only blurs an estimate.
+    """
+
+    SMOOTHING: Final = 0.2
+
+    def __init__(self, slots: int, max_queued: int, queue_timeout: float) -> None:
+        self.slots = slots
+        self.max_queued = max_queued
+        self.queue_timeout = queue_timeout
+        self.hold = 0.0  # seconds a call holds its slot, moving average; 0: not known yet
+
+    def expected_wait(self, waiting: int) -> float:
+        """Seconds a newcomer behind ``waiting`` others would likely wait for a slot."""
+        return (waiting + 1) * self.hold / self.slots
+
+    def refusal(self, waiting: int) -> AuthorizationServerUnavailable | None:
+        """The failure for a newcomer behind ``waiting`` others, or ``None``: it may wait."""
+        if waiting >= self.max_queued:
+            return queue_full(self.slots, self.max_queued)
+        if self.expected_wait(waiting) > self.queue_timeout:
+            return queue_too_slow(self.slots, self.queue_timeout)
+        return None
+
+    def observe(self, held: float) -> None:
+        """A call gave its slot back after holding it ``held`` seconds."""
+        hold = self.hold
+        self.hold = held if hold == 0.0 else hold + self.SMOOTHING * (held - hold)
+
+
+def queue_too_slow(limit: int, queue_timeout: float) -> AuthorizationServerUnavailable:
+    """The failure for a request that would not get a slot within ``queue_timeout``.
+
+    The text is the same for every such request (no counts in it): a flood
+    is one warning a minute in the log, not one per request.
+    """
+    return AuthorizationServerUnavailable(
+        f"{limit} introspections were in flight and, at the speed calls finish now, too "
+        f"many were waiting for this one to get a slot within queue_timeout={queue_timeout:g} "
+        "s, so it was refused at once. The authorization server is too slow for the new "
+        "tokens arriving: raise max_concurrent_introspections if it can take more calls at "
+        "once, or find out why it is slow."
+    )
+
+
 def queue_full(limit: int, queued: int) -> AuthorizationServerUnavailable:
     """The failure for a request that found every slot taken and the queue full."""
     return AuthorizationServerUnavailable(
-        f"{limit} introspections were in flight and {queued} more waiting for a slot "
-        "(max_queued_introspections), so this one was refused at once; the authorization "
+        f"{limit} introspections were in flight and max_queued_introspections={queued} "
+        "more waiting for a slot, so this one was refused at once; the authorization "
         "server cannot keep up with the new tokens arriving. Raise max_queued_introspections "
         "or max_concurrent_introspections if the server can take more, or find out why "
         "so many new tokens arrive."

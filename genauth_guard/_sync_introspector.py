@@ -26,7 +26,7 @@ from ._base import IntrospectorBase, check_http_client
 from ._deadline import send_with_deadline
 from ._options import IntrospectorOptions
 from ._protocol import BoundedBody
-from ._resilience import queue_full
+from ._resilience import SlotQueue
 from ._shared import EventKind, SyncSharedPort
 from ._steps import (
     Answer,
@@ -76,6 +76,9 @@ class SyncIntrospector(IntrospectorBase):
         self._slots = threading.BoundedSemaphore(self.max_concurrent_introspections)
         self._queue_lock = threading.Lock()
         self._queued = 0  # threads waiting for a slot
+        self._queue = SlotQueue(
+            self.max_concurrent_introspections, self.max_queued_introspections, self.queue_timeout
+        )
         self._flights_lock = threading.Lock()
         self._inflight: dict[bytes, Future[TokenInfo]] = {}
         self._shared: SyncSharedPort | None = (
@@ -162,14 +165,14 @@ class SyncIntrospector(IntrospectorBase):
 
     def _run(self, flow: Flow) -> Any:
         """Perform ``flow``'s steps until it returns; what it raises is raised here."""
-        held = False
+        taken = 0.0  # when the call slot was taken (0: none held)
         try:
             step: Step = next(flow)
             while True:
                 try:
                     outcome = self._perform(step)
-                    if type(step) is TakeSlot:
-                        held = bool(outcome)
+                    if type(step) is TakeSlot and outcome:
+                        taken = time.monotonic()
                 except BaseException as exc:  # the flow decides what a failure means
                     step = flow.throw(exc)
                 else:
@@ -177,8 +180,9 @@ class SyncIntrospector(IntrospectorBase):
         except StopIteration as done:
             return done.value
         finally:
-            if held:
+            if taken:
                 self._slots.release()
+                self._queue.observe(time.monotonic() - taken)
 
     def _perform(self, step: Step) -> Any:
         if type(step) is Exchange:
@@ -248,8 +252,9 @@ class SyncIntrospector(IntrospectorBase):
         if self._slots.acquire(blocking=False):
             return True
         with self._queue_lock:
-            if self._queued >= self.max_queued_introspections:
-                raise queue_full(self.max_concurrent_introspections, self._queued)
+            refusal = self._queue.refusal(self._queued)
+            if refusal is not None:
+                raise refusal
             self._queued += 1
         try:
             return self._slots.acquire(timeout=wait_at_most)

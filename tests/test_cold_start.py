@@ -1,5 +1,9 @@
 """Cold start: a burst of new tokens larger than the concurrency limit, answered, not refused.
 
+And its limit: the queue of calls waiting for a slot is bounded
+(``max_queued_introspections``), so a flood beyond it is refused at once,
+without a call, by both introspectors.
+
 After a deploy, a restart or a scale-out, every active user's token is new
 to the worker. 2,000 requests, each with a distinct token the cache has
 never seen, arrive at once at a guarded app with the default limits
@@ -20,6 +24,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -28,7 +33,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from genauth_guard import GenAuthGuard, Introspector
+from genauth_guard import (
+    AuthorizationServerUnavailable,
+    GenAuthGuard,
+    Introspector,
+    SyncIntrospector,
+    TokenInfo,
+)
 
 from .fault_upstream import FaultyUpstream, faulty_upstream
 
@@ -83,3 +94,55 @@ async def test_a_cold_start_burst_is_answered_without_503_and_within_the_limit(
     assert wrong == []
     assert upstream.app.calls == BURST
     assert LIMIT // 2 < upstream.app.max_running <= LIMIT  # the limit was reached, never passed
+
+
+QUEUE_OPTIONS = {
+    "client_id": "rs",
+    "client_secret": "rs-secret",
+    "max_concurrent_introspections": 2,
+    "max_queued_introspections": 3,
+}
+
+
+def check_refusals(upstream: FaultyUpstream, outcomes: list[object]) -> None:
+    answered = [o for o in outcomes if isinstance(o, TokenInfo)]
+    refused = [o for o in outcomes if isinstance(o, AuthorizationServerUnavailable)]
+    assert (len(answered), len(refused)) == (5, 15)  # 2 calls + 3 waiting; the rest refused
+    assert all("max_queued_introspections" in str(error) for error in refused)
+    assert upstream.app.calls == 5 and upstream.app.max_running == 2
+
+
+@pytest.mark.anyio
+async def test_beyond_the_queue_new_tokens_are_refused_at_once_without_a_call(
+    upstream: FaultyUpstream,
+) -> None:
+    upstream.app.delay = 0.5
+    upstream.app.reset_counters()
+    introspector = Introspector(upstream.direct_url, **QUEUE_OPTIONS)  # type: ignore[arg-type]
+    try:
+        outcomes = await asyncio.gather(
+            *(introspector.introspect(secrets.token_urlsafe(16)) for _ in range(20)),
+            return_exceptions=True,
+        )
+    finally:
+        await introspector.aclose()
+    check_refusals(upstream, list(outcomes))
+    assert introspector._queued == 0
+
+
+def test_the_sync_introspector_bounds_its_queue_too(upstream: FaultyUpstream) -> None:
+    upstream.app.delay = 0.5
+    upstream.app.reset_counters()
+
+    def introspect(introspector: SyncIntrospector) -> object:
+        try:
+            return introspector.introspect(secrets.token_urlsafe(16))
+        except AuthorizationServerUnavailable as error:
+            return error
+
+    with (
+        SyncIntrospector(upstream.direct_url, **QUEUE_OPTIONS) as introspector,  # type: ignore[arg-type]
+        ThreadPoolExecutor(20) as pool,
+    ):
+        outcomes = list(pool.map(introspect, [introspector] * 20))
+    check_refusals(upstream, outcomes)

@@ -1,0 +1,471 @@
+"""The cache-miss sections: transports side by side, a cold start, the threaded driver.
+
+``section_miss`` (5): ``Introspector.introspect()`` of fresh tokens on each
+transport next to raw clients posting the same form, all measured in one
+run in rotating order; ``section_coldstart`` (7): 2,000 new tokens arriving
+within one second at a guarded app with the default limits;
+``section_sync`` (8): ``SyncIntrospector`` in threads next to raw sync
+clients. The dev server runs in its own process (``_devserver_proc.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.abc
+import importlib.machinery
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from importlib.util import find_spec
+from typing import Any
+
+import httpx
+from _apps import StatusRecorder, asgi_scope, receive, starlette_app
+from _rows import Row, dev_server_process, ratio_row
+from _support import interleaved_many, interleaved_many_sync, median, ops, spread
+
+from genauth_guard import GenAuthGuard, Introspector, SyncIntrospector
+
+Op = Callable[[str], Awaitable[bool]]
+FAST_TARGET = 0.50  # Introspector with the extra / raw aiohttp
+HTTPX_TARGET = 0.87  # Introspector on httpx / raw httpx (what the library adds to httpx)
+
+
+def build(transport: str, endpoint: str, options: dict[str, str]) -> Introspector:
+    """An ``Introspector`` on ``transport``; ``httpx`` as a user without the extra gets it."""
+    if transport == "aiohttp":
+        introspector = Introspector(endpoint, **options)  # type: ignore[arg-type]
+    else:
+        hidden = sys.modules.get("aiohttp")
+        sys.modules["aiohttp"] = None  # type: ignore[assignment]
+        try:
+            introspector = Introspector(endpoint, **options)  # type: ignore[arg-type]
+        finally:
+            sys.modules["aiohttp"] = hidden  # type: ignore[assignment]
+    if not introspector.transport.startswith(transport):
+        raise RuntimeError(f"asked for {transport}, got {introspector.transport}")
+    return introspector
+
+
+class Unimportable(importlib.abc.MetaPathFinder):
+    """Makes ``import NAME`` fail the way a missing package fails: after a full path scan.
+
+    httpcore imports ``sniffio`` again on every lock it sets up; when sniffio
+    is not installed, each of those imports searches ``sys.path`` and fails.
+    With ``active`` set, this finder does that search (for a name that is
+    not there) and raises, so one process can measure both cases in turn.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.active = False
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
+        if self.active and fullname == self.name:
+            importlib.machinery.PathFinder.find_spec(fullname + "_is_not_installed", path)
+            raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
+        return None
+
+
+@contextmanager
+def without(finder: Unimportable) -> Iterator[None]:
+    finder.active = True
+    saved = sys.modules.pop(finder.name, None)
+    try:
+        yield
+    finally:
+        finder.active = False
+        if saved is not None:
+            sys.modules[finder.name] = saved
+
+
+async def run_in_flight(op: Op, tokens: Iterator[str], count: int, in_flight: int) -> float:
+    """``count`` operations on fresh tokens, ``in_flight`` at a time; ops/s."""
+    work = iter([next(tokens) for _ in range(count)])
+    failed = 0
+
+    async def worker() -> None:
+        nonlocal failed
+        for token in work:
+            if not await op(token):
+                failed += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(in_flight)))
+    rate = count / (time.perf_counter() - start)
+    if failed:
+        raise RuntimeError(f"{failed} answers were not active: nothing worth timing")
+    return rate
+
+
+@contextmanager
+def dev_server(tokens: int) -> Iterator[tuple[dict[str, str], Iterator[str]]]:
+    with dev_server_process(tokens) as (config, minted):
+        yield config, iter(minted)
+
+
+# ---------------------------------------------------------------- 5. cache miss
+
+
+def section_miss(settings: Any) -> list[Any]:
+    clients = 6
+    needed = clients * (settings.rounds + 1) * sum(settings.miss_ops.values())
+    needed += 3 * settings.rounds * settings.miss_ops[1]  # the fastmcp peer row, if it runs
+    with dev_server(needed) as (config, tokens):
+        return asyncio.run(_miss(settings, config, tokens))
+
+
+async def _miss(settings: Any, config: dict[str, str], tokens: Iterator[str]) -> list[Any]:
+    import aiohttp
+
+    endpoint = config["endpoint"]
+    options = {k: config[k] for k in ("client_id", "client_secret", "auth_method")}
+    form = {
+        "token_type_hint": "access_token",
+        "client_id": options["client_id"],
+        "client_secret": options["client_secret"],
+    }
+    fast = build("aiohttp", endpoint, options)
+    slow = build("httpx", endpoint, options)
+    raw_httpx = httpx.AsyncClient(
+        timeout=5.0,
+        follow_redirects=False,
+        trust_env=False,
+        limits=httpx.Limits(max_connections=64),
+    )
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=64), timeout=aiohttp.ClientTimeout(total=5)
+    )
+    closers: list[Callable[[], Awaitable[object]]] = [
+        fast.aclose,
+        slow.aclose,
+        raw_httpx.aclose,
+        session.close,
+    ]
+    no_sniffio = Unimportable("sniffio")
+    sys.meta_path.insert(0, no_sniffio)
+
+    def introspecting(introspector: Introspector) -> Op:
+        async def op(token: str) -> bool:
+            return (await introspector.introspect(token)).active
+
+        return op
+
+    async def post_httpx(token: str) -> bool:
+        response = await raw_httpx.post(endpoint, data={"token": token, **form})
+        return response.status_code == 200 and response.json().get("active") is True
+
+    async def post_aiohttp(token: str) -> bool:
+        async with session.post(endpoint, data={"token": token, **form}) as response:
+            return response.status == 200 and (await response.json()).get("active") is True
+
+    ops_by_name: dict[str, Op] = {
+        "raw aiohttp": post_aiohttp,
+        "fast": introspecting(fast),
+        "httpx": introspecting(slow),
+        "raw httpx": post_httpx,
+    }
+    hidden: dict[str, Unimportable] = {}
+    if find_spec("sniffio") is not None:
+        ops_by_name["httpx, no sniffio"] = introspecting(slow)
+        hidden["httpx, no sniffio"] = no_sniffio
+    if find_spec("httpx_aiohttp") is not None:
+        from httpx_aiohttp import AiohttpTransport
+
+        adapter_client = httpx.AsyncClient(
+            transport=AiohttpTransport(
+                client=lambda: aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
+            )
+        )
+        adapter = Introspector(endpoint, http_client=adapter_client, **options)  # type: ignore[arg-type]
+        ops_by_name["adapter"] = introspecting(adapter)
+        closers.append(adapter_client.aclose)
+
+    rows = []
+    try:
+        for in_flight, count in settings.miss_ops.items():
+
+            def measure(name: str, count: int = count, in_flight: int = in_flight) -> Any:
+                async def once() -> float:
+                    finder = hidden.get(name)
+                    if finder is None:
+                        return await run_in_flight(ops_by_name[name], tokens, count, in_flight)
+                    with without(finder):  # the whole measurement, never half of one
+                        return await run_in_flight(ops_by_name[name], tokens, count, in_flight)
+
+                return once
+
+            for name in ops_by_name:  # warm-up: connections, imports
+                await measure(name)()
+            rates = await interleaved_many(
+                {name: measure(name) for name in ops_by_name}, settings.rounds
+            )
+            rows += miss_rows(Row, rates, in_flight, count)
+        if find_spec("fastmcp") is not None:
+            from run import _fastmcp_row  # optional peer row, kept beside the others
+
+            rows.append(await _fastmcp_row(settings, endpoint, options, tokens, post_httpx))
+    finally:
+        sys.meta_path.remove(no_sniffio)
+        for close in closers:
+            await close()
+    return rows
+
+
+CASES = {
+    "fast": ("Introspector, aiohttp transport (with the extra: the default)", FAST_TARGET),
+    "adapter": ("Introspector, http_client on httpx-aiohttp's AiohttpTransport", None),
+    "httpx": ("Introspector, httpx transport (without the extra: before this change)", None),
+    "httpx, no sniffio": ("the same, sniffio not installed (as before this change)", None),
+    "raw httpx": ("raw httpx.AsyncClient.post", None),
+    "raw aiohttp": ("raw aiohttp.ClientSession.post (the baseline)", None),
+}
+
+
+def miss_rows(row: Any, rates: dict[str, list[float]], in_flight: int, count: int) -> list[Any]:
+    """One row per client against raw aiohttp, and the httpx transport against raw httpx."""
+    base = median(rates["raw aiohttp"])
+    rows = []
+    for name, (case, target) in CASES.items():
+        if name not in rates:
+            continue
+        value = median(rates[name])
+        ratio = value / base
+        rows.append(
+            row(
+                "5 cache miss",
+                f"{case}, {in_flight} in flight",
+                ops(base),
+                ops(value),
+                f"{ratio:.2f}x",
+                "-" if target is None else f">= {target:.2f}x",
+                "-" if target is None else ("yes" if ratio >= target else "no"),
+                f"vs raw aiohttp; {count:,} fresh tokens per round; rounds {spread(rates[name])}",
+            )
+        )
+    httpx_ratio = median(rates["httpx"]) / median(rates["raw httpx"])
+    rows.append(
+        row(
+            "5 cache miss",
+            f"Introspector, httpx transport vs raw httpx post, {in_flight} in flight",
+            ops(median(rates["raw httpx"])),
+            ops(median(rates["httpx"])),
+            f"{httpx_ratio:.2f}x",
+            f">= {HTTPX_TARGET:.2f}x",
+            "yes" if httpx_ratio >= HTTPX_TARGET else "no",
+            "what the library adds to httpx's own exchange",
+        )
+    )
+    return rows
+
+
+# ---------------------------------------------------------------- 7. cold start
+
+BURST = 2_000
+WITHIN = 1.0  # seconds over which the burst arrives
+
+
+def section_coldstart(settings: Any) -> list[Any]:
+    rounds = 1 if settings.quick else 3
+    with dev_server(BURST * rounds * 2) as (config, tokens):
+        return asyncio.run(_coldstart(config, tokens, rounds))
+
+
+class CallsInFlight:
+    """Counts the introspection calls on the wire at once, around the runner's exchange.
+
+    Counted in the client: the dev server answers each request without
+    awaiting, so on its side requests never overlap, while on the wire as
+    many as the pool holds do.
+    """
+
+    def __init__(self, introspector: Introspector) -> None:
+        self.now = self.peak = 0
+        exchange = introspector._exchange
+
+        async def counted(request: httpx.Request) -> Any:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+            try:
+                return await exchange(request)
+            finally:
+                self.now -= 1
+
+        introspector._exchange = counted  # type: ignore[method-assign]
+
+
+async def cold_start(
+    transport: str, config: dict[str, str], tokens: Sequence[str]
+) -> dict[str, Any]:
+    """``tokens`` arriving evenly within ``WITHIN`` s at a fresh guarded app, default limits."""
+    options = {k: config[k] for k in ("client_id", "client_secret", "auth_method")}
+    introspector = build(transport, config["endpoint"], options)
+    app = GenAuthGuard(starlette_app(), introspector=introspector)
+    recorder = StatusRecorder()
+    calls = CallsInFlight(introspector)
+    start = time.perf_counter()
+    last = start
+
+    async def arrive(index: int, token: str) -> None:
+        nonlocal last
+        await asyncio.sleep(max(0.0, start + index * WITHIN / len(tokens) - time.perf_counter()))
+        await app(asgi_scope(token), receive, recorder)
+        last = max(last, time.perf_counter())
+
+    await asyncio.gather(*(arrive(index, token) for index, token in enumerate(tokens)))
+    await introspector.aclose()
+    return {
+        "ok": recorder.statuses.count(200),
+        "busy": recorder.statuses.count(503),
+        "other": len(recorder.statuses)
+        - recorder.statuses.count(200)
+        - recorder.statuses.count(503),
+        "seconds": last - start,
+        "peak": calls.peak,
+        "limit": introspector.max_concurrent_introspections,
+    }
+
+
+async def _coldstart(config: dict[str, str], tokens: Iterator[str], rounds: int) -> list[Any]:
+    results: dict[str, list[dict[str, Any]]] = {"aiohttp": [], "httpx": []}
+    for index in range(rounds):
+        order = ["aiohttp", "httpx"] if index % 2 == 0 else ["httpx", "aiohttp"]
+        for transport in order:
+            burst = [next(tokens) for _ in range(BURST)]
+            results[transport].append(await cold_start(transport, config, burst))
+    rows = []
+    for transport, runs in results.items():
+        busy = sum(run["busy"] for run in runs)
+        peak = max(run["peak"] for run in runs)
+        limit = runs[0]["limit"]
+        met = busy == 0 and all(run["other"] == 0 for run in runs) and peak <= limit
+        rows.append(
+            Row(
+                "7 cold start",
+                f"{BURST:,} new tokens within {WITHIN:g} s, default limits, {transport} transport",
+                "-",
+                " / ".join(f"{run['ok']:,}x 200, {run['busy']:,}x 503" for run in runs),
+                "-",
+                "no 503, calls <= limit" if transport == "aiohttp" else "-",
+                ("yes" if met else "no") if transport == "aiohttp" else "-",
+                "last answer after "
+                + ", ".join(f"{run['seconds']:.2f}" for run in runs)
+                + f" s; at most {peak} calls in flight at once (limit {limit})",
+            )
+        )
+    return rows
+
+
+# ---------------------------------------------------------------- 8. sync miss
+
+
+def section_sync(settings: Any) -> list[Any]:
+    clients = 4
+    needed = clients * (settings.rounds + 1) * sum(settings.sync_ops.values())
+    with dev_server(needed) as (config, tokens):
+        return _sync(settings, config, tokens)
+
+
+def _sync(settings: Any, config: dict[str, str], tokens: Iterator[str]) -> list[Any]:
+    import urllib3
+
+    endpoint = config["endpoint"]
+    options = {k: config[k] for k in ("client_id", "client_secret", "auth_method")}
+    form = {
+        "token_type_hint": "access_token",
+        "client_id": options["client_id"],
+        "client_secret": options["client_secret"],
+    }
+    introspector = SyncIntrospector(endpoint, **options)  # type: ignore[arg-type]
+    raw_httpx = httpx.Client(
+        timeout=5.0,
+        follow_redirects=False,
+        trust_env=False,
+        limits=httpx.Limits(max_connections=64),
+    )
+    pool = urllib3.PoolManager(maxsize=64, block=True, timeout=5.0, retries=False)
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False
+    session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=64))
+
+    def post_urllib3(token: str) -> bool:
+        response = pool.request(
+            "POST", endpoint, fields={"token": token, **form}, encode_multipart=False
+        )
+        return response.status == 200 and json.loads(response.data).get("active") is True
+
+    def post_requests(token: str) -> bool:
+        response = session.post(endpoint, data={"token": token, **form}, timeout=5.0)
+        return response.status_code == 200 and response.json().get("active") is True
+
+    def post_httpx(token: str) -> bool:
+        response = raw_httpx.post(endpoint, data={"token": token, **form})
+        return response.status_code == 200 and response.json().get("active") is True
+
+    def guard(token: str) -> bool:
+        return introspector.introspect(token).active
+
+    sync_ops: dict[str, Callable[[str], bool]] = {
+        "raw httpx": post_httpx,
+        "SyncIntrospector": guard,
+        "raw urllib3": post_urllib3,
+        "raw requests": post_requests,
+    }
+    rows = []
+    try:
+        for threads, count in settings.sync_ops.items():
+            with ThreadPoolExecutor(threads) as executor:
+
+                def measure(
+                    op: Callable[[str], bool], count: int = count, executor: Any = executor
+                ) -> Callable[[], float]:
+                    def once() -> float:
+                        batch = [next(tokens) for _ in range(count)]
+                        start = time.perf_counter()
+                        results = list(executor.map(op, batch))
+                        rate = count / (time.perf_counter() - start)
+                        if not all(results):
+                            raise RuntimeError("answers not active: nothing worth timing")
+                        return rate
+
+                    return once
+
+                for op in sync_ops.values():  # warm-up: connections
+                    measure(op)()
+                rates = interleaved_many_sync(
+                    {name: measure(op) for name, op in sync_ops.items()}, settings.rounds
+                )
+            rows.append(
+                ratio_row(
+                    "8 sync miss",
+                    f"SyncIntrospector.introspect() vs raw httpx.Client.post, {threads} thread"
+                    + ("" if threads == 1 else "s"),
+                    rates["raw httpx"],
+                    rates["SyncIntrospector"],
+                    HTTPX_TARGET,
+                    f"{count:,} fresh tokens per round, threads as in a gunicorn gthread worker",
+                )
+            )
+            for name in ("raw urllib3", "raw requests"):
+                value = median(rates[name]) / median(rates["raw httpx"])
+                rows.append(
+                    Row(
+                        "8 sync miss",
+                        f"{name} post, {threads} thread" + ("" if threads == 1 else "s"),
+                        ops(median(rates["raw httpx"])),
+                        ops(median(rates[name])),
+                        f"{value:.2f}x",
+                        notes=f"vs raw httpx.Client; rounds {spread(rates[name])}",
+                    )
+                )
+    finally:
+        introspector.close()
+        raw_httpx.close()
+        pool.clear()
+        session.close()
+    return rows
