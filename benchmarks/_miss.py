@@ -4,8 +4,9 @@
 transport next to raw clients posting the same form, all measured in one
 run in rotating order; ``section_coldstart`` (7): 2,000 new tokens arriving
 within one second at a guarded app with the default limits;
-``section_sync`` (8): ``SyncIntrospector`` in threads next to raw sync
-clients. The dev server runs in its own process (``_devserver_proc.py``).
+``section_sync`` (8): ``SyncIntrospector`` under gunicorn's threaded
+worker next to handlers posting with raw sync clients. The dev server runs
+in its own process (``_devserver_proc.py``).
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ import asyncio
 import importlib.abc
 import importlib.machinery
 import json
+import os
+import socket
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from importlib.util import find_spec
 from typing import Any
@@ -25,9 +29,9 @@ from typing import Any
 import httpx
 from _apps import StatusRecorder, asgi_scope, receive, starlette_app
 from _rows import Row, dev_server_process, ratio_row
-from _support import interleaved_many, interleaved_many_sync, median, ops, spread
+from _support import HERE, interleaved_many, interleaved_many_sync, median, ops, spread
 
-from genauth_guard import GenAuthGuard, Introspector, SyncIntrospector
+from genauth_guard import GenAuthGuard, Introspector
 
 Op = Callable[[str], Awaitable[bool]]
 FAST_TARGET = 0.50  # Introspector with the extra / raw aiohttp
@@ -361,111 +365,117 @@ async def _coldstart(config: dict[str, str], tokens: Iterator[str], rounds: int)
 
 # ---------------------------------------------------------------- 8. sync miss
 
+SYNC_CLIENTS = ("guard", "httpx", "urllib3")
+GUNICORN_THREADS = 32
+
 
 def section_sync(settings: Any) -> list[Any]:
-    clients = 4
-    needed = clients * (settings.rounds + 1) * sum(settings.sync_ops.values())
+    needed = len(SYNC_CLIENTS) * (settings.rounds + 1) * sum(settings.sync_ops.values())
     with dev_server(needed) as (config, tokens):
-        return _sync(settings, config, tokens)
+        env = {
+            **os.environ,
+            "GG_BENCH_ENDPOINT": config["endpoint"],
+            "GG_BENCH_CLIENT_ID": config["client_id"],
+            "GG_BENCH_CLIENT_SECRET": config["client_secret"],
+        }
+        with gunicorns(env) as urls:
+            return _sync(settings, urls, tokens)
 
 
-def _sync(settings: Any, config: dict[str, str], tokens: Iterator[str]) -> list[Any]:
-    import urllib3
-
-    endpoint = config["endpoint"]
-    options = {k: config[k] for k in ("client_id", "client_secret", "auth_method")}
-    form = {
-        "token_type_hint": "access_token",
-        "client_id": options["client_id"],
-        "client_secret": options["client_secret"],
-    }
-    introspector = SyncIntrospector(endpoint, **options)  # type: ignore[arg-type]
-    raw_httpx = httpx.Client(
-        timeout=5.0,
-        follow_redirects=False,
-        trust_env=False,
-        limits=httpx.Limits(max_connections=64),
-    )
-    pool = urllib3.PoolManager(maxsize=64, block=True, timeout=5.0, retries=False)
-    import requests
-
-    session = requests.Session()
-    session.trust_env = False
-    session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=64))
-
-    def post_urllib3(token: str) -> bool:
-        response = pool.request(
-            "POST", endpoint, fields={"token": token, **form}, encode_multipart=False
-        )
-        return response.status == 200 and json.loads(response.data).get("active") is True
-
-    def post_requests(token: str) -> bool:
-        response = session.post(endpoint, data={"token": token, **form}, timeout=5.0)
-        return response.status_code == 200 and response.json().get("active") is True
-
-    def post_httpx(token: str) -> bool:
-        response = raw_httpx.post(endpoint, data={"token": token, **form})
-        return response.status_code == 200 and response.json().get("active") is True
-
-    def guard(token: str) -> bool:
-        return introspector.introspect(token).active
-
-    sync_ops: dict[str, Callable[[str], bool]] = {
-        "raw httpx": post_httpx,
-        "SyncIntrospector": guard,
-        "raw urllib3": post_urllib3,
-        "raw requests": post_requests,
-    }
-    rows = []
+@contextmanager
+def gunicorns(env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """One gunicorn (1 gthread worker, 32 threads) per client kind; yields their URLs."""
+    processes: list[subprocess.Popen[bytes]] = []
+    urls = {}
     try:
-        for threads, count in settings.sync_ops.items():
-            with ThreadPoolExecutor(threads) as executor:
-
-                def measure(
-                    op: Callable[[str], bool], count: int = count, executor: Any = executor
-                ) -> Callable[[], float]:
-                    def once() -> float:
-                        batch = [next(tokens) for _ in range(count)]
-                        start = time.perf_counter()
-                        results = list(executor.map(op, batch))
-                        rate = count / (time.perf_counter() - start)
-                        if not all(results):
-                            raise RuntimeError("answers not active: nothing worth timing")
-                        return rate
-
-                    return once
-
-                for op in sync_ops.values():  # warm-up: connections
-                    measure(op)()
-                rates = interleaved_many_sync(
-                    {name: measure(op) for name, op in sync_ops.items()}, settings.rounds
-                )
-            rows.append(
-                ratio_row(
-                    "8 sync miss",
-                    f"SyncIntrospector.introspect() vs raw httpx.Client.post, {threads} thread"
-                    + ("" if threads == 1 else "s"),
-                    rates["raw httpx"],
-                    rates["SyncIntrospector"],
-                    HTTPX_TARGET,
-                    f"{count:,} fresh tokens per round, threads as in a gunicorn gthread worker",
-                )
-            )
-            for name in ("raw urllib3", "raw requests"):
-                value = median(rates[name]) / median(rates["raw httpx"])
-                rows.append(
-                    Row(
-                        "8 sync miss",
-                        f"{name} post, {threads} thread" + ("" if threads == 1 else "s"),
-                        ops(median(rates["raw httpx"])),
-                        ops(median(rates[name])),
-                        f"{value:.2f}x",
-                        notes=f"vs raw httpx.Client; rounds {spread(rates[name])}",
-                    )
-                )
+        for kind in SYNC_CLIENTS:
+            port = free_port()
+            command = [
+                sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", "1",
+                "--threads", str(GUNICORN_THREADS), "-b", f"127.0.0.1:{port}",
+                "--chdir", str(HERE), "--log-level", "warning", "_gunicorn_app:app",
+            ]  # fmt: skip
+            processes.append(subprocess.Popen(command, env={**env, "GG_BENCH_CLIENT": kind}))
+            urls[kind] = f"http://127.0.0.1:{port}/"
+        for url in urls.values():
+            wait_until_up(url)
+        yield urls
     finally:
-        introspector.close()
-        raw_httpx.close()
-        pool.clear()
-        session.close()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_up(url: str) -> None:
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def sync_load(url: str, tokens: list[str], connections: int) -> float:
+    """Requests per second of ``_loadgen.py`` sending each token once; all must be 200."""
+    with tempfile.NamedTemporaryFile("w", suffix=".tokens") as file:
+        file.write("\n".join(tokens))
+        file.flush()
+        out = subprocess.run(
+            [sys.executable, str(HERE / "_loadgen.py"), "--tokens", file.name, url,
+             str(connections), "0"],
+            capture_output=True, text=True, check=True, timeout=300,
+        ).stdout  # fmt: skip
+    result = json.loads(out)
+    if result["non_2xx"] or result["errors"] or result["requests"] != len(tokens):
+        raise RuntimeError(f"{url}: {result}: not every request answered 200")
+    return float(result["requests"] / result["seconds"])
+
+
+def _sync(settings: Any, urls: dict[str, str], tokens: Iterator[str]) -> list[Any]:
+    rows = []
+    for connections, count in settings.sync_ops.items():
+
+        def measure(kind: str, count: int = count, connections: int = connections) -> Any:
+            return lambda: sync_load(urls[kind], [next(tokens) for _ in range(count)], connections)
+
+        for kind in SYNC_CLIENTS:  # warm-up: imports, pools
+            measure(kind)()
+        rates = interleaved_many_sync({k: measure(k) for k in SYNC_CLIENTS}, settings.rounds)
+        where = f"gunicorn gthread, {GUNICORN_THREADS} threads, {connections} in flight"
+        rows.append(
+            ratio_row(
+                "8 sync miss",
+                f"GenAuthGuardWSGI + SyncIntrospector vs a handler posting with httpx ({where})",
+                rates["httpx"],
+                rates["guard"],
+                HTTPX_TARGET,
+                f"{count:,} fresh tokens per round",
+            )
+        )
+        value = median(rates["urllib3"]) / median(rates["httpx"])
+        rows.append(
+            Row(
+                "8 sync miss",
+                f"a handler posting with raw urllib3 vs raw httpx ({where})",
+                ops(median(rates["httpx"])),
+                ops(median(rates["urllib3"])),
+                f"{value:.2f}x",
+                notes=f"rounds: httpx {spread(rates['httpx'])}, urllib3 {spread(rates['urllib3'])}",
+            )
+        )
     return rows

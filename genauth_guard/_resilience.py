@@ -243,7 +243,8 @@ class SlotQueue:
     seconds. Whether it will get one in time depends on how fast the
     transport and the server work through the calls ahead of it, so the
     queue learns that: it keeps a moving average of how long a call holds
-    its slot, and a newcomer whose expected wait
+    its slot (by Little's law, ``hold / slots`` is the time between two
+    slots freeing up), and a newcomer whose expected wait
     (``(waiting + 1) * hold / slots``) exceeds ``queue_timeout`` is refused
     at once, not after waiting for nothing. A cold start's burst is admitted
     as far as the transport can work it through in ``queue_timeout`` (with
@@ -253,7 +254,8 @@ class SlotQueue:
     a lost update of the average under threads only blurs an estimate.
     """
 
-    SMOOTHING: Final = 0.2
+    FALL: Final = 0.5  # a faster call pulls the average down at once...
+    RISE: Final = 0.1  # ...a slower one only nudges it up
 
     def __init__(self, slots: int, max_queued: int, queue_timeout: float) -> None:
         self.slots = slots
@@ -274,9 +276,19 @@ class SlotQueue:
         return None
 
     def observe(self, held: float) -> None:
-        """A call gave its slot back after holding it ``held`` seconds."""
+        """A call gave its slot back after holding it ``held`` seconds.
+
+        The average leans optimistic: refusing a request that would have been
+        served is the costly mistake (a user sees a 503 for nothing), while
+        admitting one too many costs at most a wait of ``queue_timeout``. The
+        first calls of a cold start are the slowest (new connections, a
+        loop busy with arrivals), and must not shut the door on the burst.
+        """
         hold = self.hold
-        self.hold = held if hold == 0.0 else hold + self.SMOOTHING * (held - hold)
+        if hold == 0.0:
+            self.hold = held
+        else:
+            self.hold = hold + (self.FALL if held < hold else self.RISE) * (held - hold)
 
 
 def queue_too_slow(limit: int, queue_timeout: float) -> AuthorizationServerUnavailable:
