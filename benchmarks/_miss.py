@@ -365,7 +365,9 @@ async def _coldstart(config: dict[str, str], tokens: Iterator[str], rounds: int)
 
 # ---------------------------------------------------------------- 8. sync miss
 
-SYNC_CLIENTS = ("guard", "httpx", "urllib3")
+SYNC_CLIENTS = tuple(
+    kind for kind in ("guard", "httpx", "urllib3") if kind != "urllib3" or find_spec("urllib3")
+)  # urllib3 is not a dependency: its row needs `pip install urllib3`
 GUNICORN_THREADS = 32
 
 
@@ -467,6 +469,8 @@ def _sync(settings: Any, urls: dict[str, str], tokens: Iterator[str]) -> list[An
                 f"{count:,} fresh tokens per round",
             )
         )
+        if "urllib3" not in rates:
+            continue
         value = median(rates["urllib3"]) / median(rates["httpx"])
         rows.append(
             Row(

@@ -245,8 +245,9 @@ class SlotQueue:
     queue learns that: it keeps a moving average of how long a call holds
     its slot (by Little's law, ``hold / slots`` is the time between two
     slots freeing up), and a newcomer whose expected wait
-    (``(waiting + 1) * hold / slots``) exceeds ``queue_timeout`` is refused
-    at once, not after waiting for nothing. A cold start's burst is admitted
+    (``(waiting + 1) * hold / slots``) is clearly beyond ``queue_timeout``
+    (``MARGIN`` times it: an estimate is only an estimate) is refused at
+    once, not after waiting for nothing. A cold start's burst is admitted
     as far as the transport can work it through in ``queue_timeout`` (with
     no calls measured yet, everybody may wait); a junk flood against a slow
     server is turned away at the door. ``max_queued`` bounds the waiters
@@ -256,6 +257,7 @@ class SlotQueue:
 
     FALL: Final = 0.5  # a faster call pulls the average down at once...
     RISE: Final = 0.1  # ...a slower one only nudges it up
+    MARGIN: Final = 2.0  # refused only when clearly hopeless: twice queue_timeout
 
     def __init__(self, slots: int, max_queued: int, queue_timeout: float) -> None:
         self.slots = slots
@@ -271,7 +273,7 @@ class SlotQueue:
         """The failure for a newcomer behind ``waiting`` others, or ``None``: it may wait."""
         if waiting >= self.max_queued:
             return queue_full(self.slots, self.max_queued)
-        if self.expected_wait(waiting) > self.queue_timeout:
+        if self.expected_wait(waiting) > self.MARGIN * self.queue_timeout:
             return queue_too_slow(self.slots, self.queue_timeout)
         return None
 

@@ -39,7 +39,7 @@ from genauth_guard import (
     InvalidRequest,
     SyncIntrospector,
 )
-from genauth_guard._resilience import CircuitBreaker, RetryPolicy
+from genauth_guard._resilience import CircuitBreaker, RetryPolicy, SlotQueue
 
 from .conftest import RunningAuthServer
 from .fault_upstream import FaultyUpstream, faulty_upstream
@@ -184,6 +184,36 @@ def test_threshold_zero_disables_the_breaker() -> None:
     for _ in range(100):
         breaker.record(failure(503))
     assert breaker.state == "closed" and breaker.admit() is None
+
+
+# ---------------------------------------------------------------- queue rule
+
+
+def test_the_queue_admits_everybody_until_a_call_has_been_timed() -> None:
+    queue = SlotQueue(slots=2, max_queued=100, queue_timeout=1.0)
+    assert queue.refusal(99) is None  # a cold start: no speed known, nobody turned away
+    error = queue.refusal(100)
+    assert error is not None and "max_queued_introspections=100" in str(error)
+
+
+def test_the_queue_refuses_newcomers_it_clearly_could_not_serve_in_time() -> None:
+    queue = SlotQueue(slots=2, max_queued=1_000, queue_timeout=1.0)
+    queue.observe(0.1)  # a slot frees every 0.05 s
+    assert queue.expected_wait(39) == pytest.approx(2.0)
+    assert queue.refusal(39) is None  # twice queue_timeout: still worth waiting for
+    error = queue.refusal(40)
+    assert error is not None
+    assert "queue_timeout=1 s" in str(error) and "max_concurrent_introspections" in str(error)
+    assert str(error) == str(queue.refusal(400))  # one text: one warning a minute, not one each
+
+
+def test_the_queue_estimate_falls_fast_and_rises_slowly() -> None:
+    queue = SlotQueue(slots=1, max_queued=10, queue_timeout=1.0)
+    queue.observe(1.0)  # the first, slow call of a cold start
+    queue.observe(0.2)
+    assert queue.hold == pytest.approx(0.6)  # half way down at once
+    queue.observe(1.6)
+    assert queue.hold == pytest.approx(0.7)  # a tenth of the way up
 
 
 # ---------------------------------------------------------------- options
