@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import sys
 import types
 from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 
 from genauth_guard import Introspector
+from genauth_guard._aiohttp_transport import AiohttpTransport
+from genauth_guard._client_auth import ClientSecretPost
+from genauth_guard._protocol import token_request
+from genauth_guard._transport import verified_tls
 
 from .conftest import RunningAuthServer
+from .test_hardening import tls_server
 from .transports import TRANSPORTS, build_introspector
 
 CLIENT = {"client_id": "post-client", "client_secret": "post-secret"}
@@ -138,3 +145,35 @@ def test_one_introspector_serves_one_event_loop_after_another_without_noise(
     del introspector
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == []
+
+
+@pytest.mark.anyio
+async def test_the_aiohttp_side_verifies_tls_with_the_same_bundle_as_httpx() -> None:
+    """Refused for a certificate the bundle does not trust, and for that reason only.
+
+    The same server, trusted through a context that knows its CA, answers:
+    the refusal above is certificate verification, not a broken connection.
+    """
+    ca = trustme.CA()
+    with tls_server(ca) as (url, seen):
+        request = token_request(url, ClientSecretPost("rs", "s"), "tok")
+        untrusting = AiohttpTransport(4, verified_tls())
+        try:
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                await untrusting.exchange(request, 65536)
+        finally:
+            await untrusting.aclose()
+        assert seen == []
+        trusting_context = ssl.create_default_context()
+        ca.configure_trust(trusting_context)
+        trusting = AiohttpTransport(4, trusting_context)
+        try:
+            answer = await trusting.exchange(request, 65536)
+        finally:
+            await trusting.aclose()
+        assert answer.status == 200 and b'"sub": "alice"' in answer.body
+        assert len(seen) == 1
+    # The bundle httpx verifies with is the one the aiohttp side was given.
+    assert verified_tls().cert_store_stats() == (
+        httpx.create_ssl_context(trust_env=False).cert_store_stats()
+    )
