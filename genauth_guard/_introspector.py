@@ -304,8 +304,12 @@ class Introspector(IntrospectorBase):
             self._listening = None
             await self._shared.aclose()
         transport, self._transport = self._transport, None
-        if transport is not None:
+        if transport is None:
+            return
+        if self._loop is asyncio.get_running_loop():
             await transport.aclose()
+        elif self._own_transport:  # its connections belong to a loop that is gone
+            transport.abandon()
 
     async def __aenter__(self) -> Introspector:
         return self
