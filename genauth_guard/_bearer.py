@@ -17,6 +17,9 @@ from .errors import InvalidRequest
 DEFAULT_MAX_TOKEN_LENGTH = 4096
 """Longest token accepted; longer ones are refused before any network call."""
 
+BEARER_ONLY = frozenset({"bearer"})
+BEARER_AND_DPOP = frozenset({"bearer", "dpop"})
+
 # RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 # RFC 9110 token (the auth-scheme).
@@ -80,21 +83,37 @@ def parse_authorization(value: str, max_length: int = DEFAULT_MAX_TOKEN_LENGTH) 
     is "no bearer token", answered with a bare challenge. Raises
     ``InvalidRequest`` when the header is not a well-formed credential.
     """
+    found = parse_credentials(value, BEARER_ONLY, max_length)
+    return None if found is None else found[1]
+
+
+def parse_credentials(
+    value: str, schemes: frozenset[str], max_length: int = DEFAULT_MAX_TOKEN_LENGTH
+) -> tuple[str, str] | None:
+    """``(scheme, token)`` of one ``Authorization`` value whose scheme is in ``schemes``.
+
+    ``schemes`` are lower case (``bearer``, ``dpop``); the scheme returned is
+    lower case too. Another scheme is ``None`` (no credentials of ours); a
+    malformed value is ``InvalidRequest``. Bearer (RFC 6750 2.1) and DPoP
+    (RFC 9449 7.1) credentials share one syntax: ``scheme 1*SP token68``.
+    """
     value = value.strip(" \t")
     scheme, sep, rest = value.partition(" ")
     if not scheme or not _SCHEME.fullmatch(scheme):
         raise InvalidRequest(
             "The Authorization header is malformed; send 'Authorization: Bearer <token>'."
         )
-    if scheme.lower() != "bearer":
+    scheme = scheme.lower()
+    if scheme not in schemes:
         return None
     token = rest.lstrip(" ")
     if not sep or not token:
+        name = "DPoP" if scheme == "dpop" else "Bearer"
         raise InvalidRequest(
-            "The Authorization header names the Bearer scheme but carries no token; "
-            "send 'Authorization: Bearer <token>'."
+            f"The Authorization header names the {name} scheme but carries no token; "
+            f"send 'Authorization: {name} <token>'."
         )
-    return check_token(token, max_length)
+    return scheme, check_token(token, max_length)
 
 
 def _query_tokens(query_string: str) -> list[str]:
@@ -129,16 +148,39 @@ def extract_bearer(
     unless ``allow_query_token`` is set (RFC 6750 section 2.3 makes them
     optional for the resource server).
     """
+    found = extract_credentials(
+        authorization,
+        query_string,
+        schemes=BEARER_ONLY,
+        allow_query_token=allow_query_token,
+        max_length=max_length,
+    )
+    return None if found is None else found[1]
+
+
+def extract_credentials(
+    authorization: Sequence[str],
+    query_string: str = "",
+    *,
+    schemes: frozenset[str] = BEARER_ONLY,
+    allow_query_token: bool = False,
+    max_length: int = DEFAULT_MAX_TOKEN_LENGTH,
+) -> tuple[str, str] | None:
+    """``(scheme, token)`` of the request's single access token, or ``None`` if it sent none.
+
+    ``extract_bearer`` for every scheme in ``schemes`` (lower case: ``bearer``,
+    ``dpop``). A token in the query is a bearer token (RFC 6750 2.3).
+    """
     authorization = [part for value in authorization for part in split_credentials(value)]
     if len(authorization) > 1:
         raise InvalidRequest(
             "The request has more than one Authorization header; send the token once."
         )
     query_tokens = _query_tokens(query_string)
-    header_token = parse_authorization(authorization[0], max_length) if authorization else None
+    header = parse_credentials(authorization[0], schemes, max_length) if authorization else None
     if not query_tokens:
-        return header_token
-    if header_token is not None or len(query_tokens) > 1:
+        return header
+    if header is not None or len(query_tokens) > 1:
         raise InvalidRequest(
             "The request carries the access token in more than one place; send it "
             "only in the Authorization header."
@@ -154,4 +196,4 @@ def extract_bearer(
             "The request carries credentials in more than one place; send the access "
             "token only in the Authorization header."
         )
-    return check_token(query_tokens[0], max_length)
+    return "bearer", check_token(query_tokens[0], max_length)

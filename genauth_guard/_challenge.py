@@ -1,7 +1,16 @@
-"""RFC 6750 section 3 answers: the ``WWW-Authenticate`` challenge and the JSON body.
+"""RFC 6750 section 3 answers: the ``WWW-Authenticate`` challenges and the JSON body.
 
 Pure: both middlewares and the scope decorators turn a ``Rejection`` into
 their framework's response.
+
+A guard that takes DPoP-bound tokens (RFC 9449) offers two schemes, and
+one header carries both challenges: ``Bearer realm="api", DPoP
+algs="ES256 PS256"``. Which of them carries the details (error, scope,
+resource metadata) follows RFC 9449 7.2: the scheme the request used when
+it is known, every one when the request sent no credentials (no error
+then) or when it is ambiguous (two credentials at once). ``Offer`` says
+which schemes a guard offers and which one a request used;
+``Rejection.offering`` applies it.
 """
 
 from __future__ import annotations
@@ -28,9 +37,39 @@ def check_realm(realm: str) -> str:
     return realm
 
 
+BEARER = "Bearer"
+DPOP = "DPoP"
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """The challenges a guard answers with, and the scheme the request used (if known).
+
+    ``schemes``: ``("Bearer",)``, ``("Bearer", "DPoP")`` or ``("DPoP",)``.
+    ``used``: the scheme that carries an error; ``None`` when nobody can
+    tell (every challenge carries it). ``dpop_algs``: the ``algs`` of the
+    DPoP challenge, space-separated.
+    """
+
+    schemes: tuple[str, ...] = (BEARER,)
+    used: str | None = None
+    dpop_algs: str = ""
+
+    def using(self, scheme: str | None) -> Offer:
+        """This offer for a request that used ``scheme``."""
+        return self if scheme == self.used else replace(self, used=scheme)
+
+
+BEARER_ONLY = Offer()
+
+
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """A request the guard answers itself, and why."""
+    """A request the guard answers itself, and why.
+
+    ``offer`` (by default a lone ``Bearer`` challenge) names the challenges
+    of the ``WWW-Authenticate`` header.
+    """
 
     status: int
     error: str | None
@@ -38,20 +77,35 @@ class Rejection:
     scope: str | None = None
     retry_after: int | None = None
     resource_metadata: str | None = None
+    offer: Offer = BEARER_ONLY
+
+    def offering(self, offer: Offer) -> Rejection:
+        """This rejection answered with ``offer``'s challenges."""
+        return self if offer == self.offer else replace(self, offer=offer)
 
     def challenge(self, realm: str) -> str | None:
         """The ``WWW-Authenticate`` value, or ``None`` when none is sent (503)."""
         if self.status == 503:
             return None
-        params = [f'realm="{realm}"']
-        if self.error:
-            params.append(f"error={quoted(self.error)}")
-            params.append(f"error_description={quoted(self.description)}")
-        if self.scope:
-            params.append(f"scope={quoted(self.scope)}")
-        if self.resource_metadata:  # RFC 9728 5.1: where the client learns how to get a token
-            params.append(f"resource_metadata={quoted(self.resource_metadata)}")
-        return "Bearer " + ", ".join(params)
+        offer = self.offer
+        # RFC 9449 7.2: the scheme the request used carries the details; none used, every one.
+        carriers = [s for s in offer.schemes if offer.used in (None, s)] or offer.schemes
+        challenges = []
+        for scheme in offer.schemes:
+            if scheme == DPOP:
+                params = [f'algs="{offer.dpop_algs}"'] if offer.dpop_algs else []
+            else:
+                params = [f'realm="{realm}"']
+            if scheme in carriers:
+                if self.error:
+                    params.append(f"error={quoted(self.error)}")
+                    params.append(f"error_description={quoted(self.description)}")
+                if self.scope:
+                    params.append(f"scope={quoted(self.scope)}")
+                if self.resource_metadata:  # RFC 9728 5.1: where to learn how to get a token
+                    params.append(f"resource_metadata={quoted(self.resource_metadata)}")
+            challenges.append(f"{scheme} {', '.join(params)}" if params else scheme)
+        return ", ".join(challenges)
 
     def headers(self, realm: str) -> list[tuple[str, str]]:
         """Response headers, content type included."""
@@ -119,3 +173,8 @@ def unavailable(retry_after: int) -> Rejection:
         "The authorization server could not check the access token; retry later.",
         retry_after=retry_after,
     )
+
+
+def invalid_dpop_proof(description: str) -> Rejection:
+    """RFC 9449 7.1: the ``DPoP`` proof is missing, malformed, or fails a check."""
+    return Rejection(401, "invalid_dpop_proof", description)

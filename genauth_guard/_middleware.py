@@ -11,11 +11,11 @@ from typing import Unpack
 from starlette.authentication import AuthCredentials, BaseUser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ._bearer import DEFAULT_MAX_TOKEN_LENGTH
 from ._challenge import Rejection
 from ._logging import logger
-from ._policy import GuardOptions, GuardPolicy, verifier_checks_audience
+from ._policy import GuardOptions, GuardPolicy, verifier_settings
 from ._request_view import (
+    OFFER_KEY,
     REALM_KEY,
     RESOURCE_METADATA_KEY,
     SCOPE_KEY,
@@ -24,6 +24,7 @@ from ._request_view import (
     asgi_path,
 )
 from ._responses import send_asgi, send_asgi_document
+from ._sender import Presented
 from ._token_info import TokenInfo
 from ._verifier import TokenVerifier, check_async_verifier
 from .errors import IntrospectionError
@@ -69,7 +70,9 @@ class GenAuthGuard:
     ``options`` are ``policy.GuardOptions``: ``exclude_paths``,
     ``required_scopes``, ``realm``, ``allow_query_token``, ``retry_after``,
     ``protected_resource`` (RFC 9728 metadata, served at its well-known
-    paths; RFC 8707 audience check), ``scope_strategy`` and ``rules``.
+    paths; RFC 8707 audience check), ``scope_strategy`` and ``rules``; and
+    for sender-constrained tokens ``dpop``, ``dpop_algs``, ``dpop_max_age``,
+    ``public_url``, ``client_cert_header``.
     """
 
     def __init__(
@@ -81,12 +84,7 @@ class GenAuthGuard:
     ) -> None:
         self.app = app
         self.introspector = check_async_verifier(introspector)
-        max_length = getattr(introspector, "max_token_length", DEFAULT_MAX_TOKEN_LENGTH)
-        self.policy = GuardPolicy(
-            max_token_length=max_length,
-            check_audience=not verifier_checks_audience(introspector),
-            **options,
-        )
+        self.policy = GuardPolicy(**verifier_settings(introspector), **options)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -114,17 +112,22 @@ class GenAuthGuard:
             logger.debug("rejected %s %s: %s", scope["type"], scope["path"], outcome.status)
             await send_asgi(outcome, self.policy.realm, scope["type"], send)
             return
-        scope[SCOPE_KEY] = outcome
-        scope["user"] = TokenUser(outcome)
-        scope["auth"] = AuthCredentials(sorted(outcome.scopes))
+        info, presented = outcome
+        scope[SCOPE_KEY] = info
+        scope[OFFER_KEY] = self.policy.offers[presented.scheme]
+        scope["user"] = TokenUser(info)
+        scope["auth"] = AuthCredentials(sorted(info.scopes))
         await self.app(scope, receive, send)
 
-    async def _authenticate(self, request: AsgiRequest) -> TokenInfo | Rejection:
-        token = self.policy.token_of(request)
-        if isinstance(token, Rejection):
-            return token
+    async def _authenticate(self, request: AsgiRequest) -> tuple[TokenInfo, Presented] | Rejection:
+        presented = self.policy.present(request)
+        if isinstance(presented, Rejection):
+            return presented
         try:
-            info = await self.introspector.introspect(token)
+            info = await self.introspector.introspect(presented.token)
         except IntrospectionError as error:
             return self.policy.failure(error)
-        return self.policy.check(info, request) or info
+        rejection = self.policy.check(info, request, presented)
+        if rejection is None and presented.proof is not None:
+            rejection = await self.policy.aremember_shared(presented)
+        return rejection or (info, presented)

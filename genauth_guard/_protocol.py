@@ -242,6 +242,27 @@ def _string_list(data: Mapping[str, Any], name: str, *, split: bool) -> tuple[st
     raise _malformed(f"'{name}' is neither a string nor a list of strings")
 
 
+CONFIRMATION_MEMBERS = ("jkt", "x5t#S256")
+"""``cnf`` members the guards check (RFC 9449 6.1, RFC 8705 3.1): strings when present."""
+
+
+def _check_confirmation(data: Mapping[str, Any]) -> None:
+    """Refuse a ``cnf`` the guards could misread: not an object, or a binding not a string.
+
+    A bound token must never pass as a bearer token because its binding
+    came in an odd shape: such an answer is no answer (503), like any
+    malformed one.
+    """
+    if "cnf" not in data:
+        return
+    cnf = data["cnf"]
+    if not isinstance(cnf, dict):
+        raise _malformed("'cnf' is not a JSON object")
+    for name in CONFIRMATION_MEMBERS:
+        if name in cnf and not isinstance(cnf[name], str):
+            raise _malformed(f"'cnf.{name}' is not a string")
+
+
 def token_info_from_claims(data: Mapping[str, Any], now: float, leeway: float = 0.0) -> TokenInfo:
     """``TokenInfo`` from a decoded answer; ``INACTIVE`` unless it is usable at ``now``.
 
@@ -264,6 +285,7 @@ def claims_answer(data: Mapping[str, Any]) -> TokenInfo:
         raise _malformed("'active' is missing or not a JSON boolean")
     if not active:
         return INACTIVE
+    _check_confirmation(data)  # read back from a shared cache too: a binding survives intact
     return TokenInfo(
         active=True,
         sub=_optional_str(data, "sub"),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
 from typing import Any, Protocol
+from urllib.parse import quote, unquote
 
 from ._bearer import split_credentials
 
@@ -29,6 +30,8 @@ RESOURCE_METADATA_KEY = "genauth_guard.resource_metadata"
 """The RFC 9728 metadata URL of the guard that saw the request, for later challenges."""
 STRATEGY_KEY = "genauth_guard.scope_strategy"
 """The scope strategy of the guard that saw the request, for ``require_scopes``."""
+OFFER_KEY = "genauth_guard.offer"
+"""The challenges (``Offer``) of the guard that let the request in, and the scheme it used."""
 
 
 class RequestView(Protocol):
@@ -53,12 +56,40 @@ class RequestView(Protocol):
         ...
 
     def url(self) -> str:
-        """The URL as the server received it, without query: scheme, Host, full path."""
+        """The URL as the server received it, without query: scheme, Host, full path.
+
+        The path is percent-encoded (as sent where the server kept it) and
+        holds the mount point (``root_path``, ``SCRIPT_NAME``): what a DPoP
+        proof's ``htu`` signs when no ``public_url`` is configured.
+        """
         ...
 
     def tls_client_certificate(self) -> str | None:
         """The client's leaf certificate (PEM) from the server's TLS layer, if any."""
         ...
+
+
+_PATH_SAFE = "/:@!$&'()*+,;="
+"""Characters a path keeps as they are when a decoded path is encoded again."""
+
+
+def asgi_full_path(scope: Mapping[str, Any]) -> str:
+    """``scope["path"]`` (which holds ``root_path``) percent-encoded, as sent where possible.
+
+    ``raw_path`` keeps the client's own escapes (``%2F`` stays one), but a
+    server given ``--root-path`` puts the prefix a proxy stripped into
+    ``path`` only: the prefix is encoded again and the rest taken raw.
+    """
+    path: str = scope["path"]
+    raw = scope.get("raw_path")
+    if raw:
+        sent: str = raw.decode("latin-1").split("?", 1)[0]
+        decoded = unquote(sent)
+        if decoded == path:
+            return sent
+        if path.endswith(decoded):
+            return quote(path[: len(path) - len(decoded)], safe=_PATH_SAFE) + sent
+    return quote(path, safe=_PATH_SAFE, errors="surrogatepass")
 
 
 def asgi_path(scope: Mapping[str, Any]) -> str:
@@ -111,9 +142,7 @@ class AsgiRequest:
         if host is None:
             server = self.scope.get("server")
             host = f"{server[0]}:{server[1]}" if server else "localhost"
-        raw_path = self.scope.get("raw_path")  # as sent, root_path included
-        path = raw_path.decode("latin-1") if raw_path else self.scope["path"]
-        return f"{scheme}://{host}{path.split('?', 1)[0]}"
+        return f"{scheme}://{host}{asgi_full_path(self.scope)}"
 
     def tls_client_certificate(self) -> str | None:
         tls = (self.scope.get("extensions") or {}).get("tls") or {}
@@ -188,7 +217,12 @@ class WsgiRequest:
             host = f"{name}:{self.environ.get('SERVER_PORT', '80')}"
         script = str(self.environ.get("SCRIPT_NAME", ""))
         path = str(self.environ.get("PATH_INFO", ""))
-        return f"{scheme}://{host}{script}{path}"
+        # Decoded bytes as latin-1 (PEP 3333): encoded again byte for byte.
+        try:
+            encoded = quote((script + path).encode("latin-1"), safe=_PATH_SAFE)
+        except UnicodeEncodeError:  # a server that already decoded UTF-8
+            encoded = quote(script + path, safe=_PATH_SAFE, errors="surrogatepass")
+        return f"{scheme}://{host}{encoded}"
 
     def tls_client_certificate(self) -> str | None:
         value = self.environ.get("SSL_CLIENT_CERT")

@@ -14,9 +14,16 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from ._challenge import Rejection, pointing_to
+from ._challenge import Offer, Rejection, pointing_to
 from ._policy import missing_scopes
-from ._request_view import ENVIRON_KEY, REALM_KEY, RESOURCE_METADATA_KEY, SCOPE_KEY, STRATEGY_KEY
+from ._request_view import (
+    ENVIRON_KEY,
+    OFFER_KEY,
+    REALM_KEY,
+    RESOURCE_METADATA_KEY,
+    SCOPE_KEY,
+    STRATEGY_KEY,
+)
 from ._responses import WebSocketRefusal, find_request, http_exception, starlette_response
 from ._scope_policy import (
     DEFAULT_STRATEGY,
@@ -74,6 +81,12 @@ def guard_strategy(request: Any) -> str:
 def guard_resource_metadata(request: Any) -> str | None:
     """The RFC 9728 metadata URL of the guard that let the request in, if it has one."""
     return _lookup(request, RESOURCE_METADATA_KEY, str)
+
+
+def guard_offer(request: Any, rejection: Rejection) -> Rejection:
+    """``rejection`` with the challenges of the guard that let the request in (DPoP or Bearer)."""
+    offer = _lookup(request, OFFER_KEY, Offer)
+    return rejection if offer is None else rejection.offering(offer)
 
 
 def rejection_response(rejection: Rejection, realm: str = DEFAULT_REALM) -> Any:
@@ -143,6 +156,7 @@ class ScopeRequirement:
         info = get_token_info(request) or INACTIVE
         rejection = self.rejection(info, request)
         if rejection is not None:
+            rejection = guard_offer(request, rejection)
             raise http_exception(rejection, self.realm or guard_realm(request))
         return info
 
@@ -153,7 +167,7 @@ class ScopeRequirement:
             rejection = self.rejection(get_token_info(request), request)
             if rejection is None:
                 return None
-            return respond(rejection, self.realm or guard_realm(request))
+            return respond(guard_offer(request, rejection), self.realm or guard_realm(request))
 
         if inspect.iscoroutinefunction(endpoint):
 

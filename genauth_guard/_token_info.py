@@ -48,6 +48,19 @@ class TokenInfo:
         return self.sub or self.username or None
 
     @property
+    def cnf(self) -> Mapping[str, Any] | None:
+        """The answer's confirmation claim (RFC 7800 ``cnf``) read-only, or ``None``.
+
+        ``jkt`` binds the token to a DPoP key (RFC 9449 6), ``x5t#S256`` to a
+        client certificate (RFC 8705 3). Read from ``claims`` rather than kept
+        apart, so an answer rebuilt from its claims (a shared cache) can never
+        lose its binding and pass as a bearer token. The parser has checked
+        its shape: an object whose ``jkt`` and ``x5t#S256`` are strings.
+        """
+        cnf = self.claims.get("cnf")
+        return MappingProxyType(cnf) if isinstance(cnf, dict) else None
+
+    @property
     def scope(self) -> str:
         """The scopes as the space-separated string RFC 7662 uses (sorted)."""
         return " ".join(sorted(self.scopes))

@@ -11,8 +11,10 @@ not a 500 on every request.
 from __future__ import annotations
 
 import inspect
-from typing import Protocol, runtime_checkable
+import math
+from typing import Protocol, TypedDict, runtime_checkable
 
+from ._bearer import DEFAULT_MAX_TOKEN_LENGTH
 from ._token_info import TokenInfo
 from .errors import ConfigurationError
 
@@ -61,3 +63,41 @@ def check_sync_verifier(verifier: object) -> SyncTokenVerifier:
             f"{type(verifier).__name__}; build SyncIntrospector(...)."
         )
     return verifier  # type: ignore[return-value]
+
+
+def verifier_checks_audience(verifier: object) -> bool:
+    """Whether the verifier was given its own ``audience=`` rule (then the guard leaves aud be)."""
+    rules = getattr(verifier, "rules", None)
+    return getattr(rules, "audience", None) is not None
+
+
+class VerifierSettings(TypedDict):
+    """What a guard's policy takes from its verifier."""
+
+    max_token_length: int
+    check_audience: bool
+    leeway: float
+    shared_cache: object
+
+
+def verifier_settings(verifier: object) -> VerifierSettings:
+    """The verifier's token length limit, audience rule, clock skew and shared cache.
+
+    Read by name, with defaults: any object with ``introspect`` may be a verifier.
+    """
+    max_length = getattr(verifier, "max_token_length", DEFAULT_MAX_TOKEN_LENGTH)
+    leeway = getattr(verifier, "leeway", 0.0)
+    usable_leeway = (
+        isinstance(leeway, int | float)
+        and not isinstance(leeway, bool)
+        and math.isfinite(leeway)
+        and leeway >= 0
+    )
+    return VerifierSettings(
+        max_token_length=max_length
+        if isinstance(max_length, int) and not isinstance(max_length, bool)
+        else DEFAULT_MAX_TOKEN_LENGTH,
+        check_audience=not verifier_checks_audience(verifier),
+        leeway=float(leeway) if usable_leeway else 0.0,
+        shared_cache=getattr(verifier, "shared_cache", None),
+    )

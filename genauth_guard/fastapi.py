@@ -25,7 +25,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ._challenge import missing_token, pointing_to
 from ._responses import http_exception
-from ._scopes import get_token_info, guard_realm, guard_resource_metadata, require_scopes
+from ._scopes import (
+    get_token_info,
+    guard_offer,
+    guard_realm,
+    guard_resource_metadata,
+    require_scopes,
+)
 from ._token_info import TokenInfo
 
 bearer_scheme = HTTPBearer(
@@ -61,7 +67,7 @@ def require_token(*scopes: str, realm: str | None = None) -> Callable[..., Token
             raise http_exception(refusal, answer_realm)
         rejection = requirement.rejection(info, request) if requirement is not None else None
         if rejection is not None:
-            raise http_exception(rejection, answer_realm)
+            raise http_exception(guard_offer(request, rejection), answer_realm)
         return info
 
     return token_info

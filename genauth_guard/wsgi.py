@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Unpack
 
-from ._bearer import DEFAULT_MAX_TOKEN_LENGTH
 from ._challenge import Rejection
 from ._logging import logger
-from ._policy import GuardOptions, GuardPolicy, verifier_checks_audience
+from ._policy import GuardOptions, GuardPolicy, verifier_settings
 from ._request_view import (
     ENVIRON_KEY,
+    OFFER_KEY,
     REALM_KEY,
     RESOURCE_METADATA_KEY,
     STRATEGY_KEY,
@@ -25,6 +25,7 @@ from ._request_view import (
     wsgi_path,
 )
 from ._responses import answer_wsgi, answer_wsgi_document
+from ._sender import Presented
 from ._token_info import TokenInfo
 from ._verifier import SyncTokenVerifier, check_sync_verifier
 from .errors import IntrospectionError
@@ -47,10 +48,11 @@ class GenAuthGuardWSGI:
     ``TokenInfo``), ``environ["REMOTE_USER"]`` (the token's ``sub``, else its
     ``username``, like ``scope["user"]`` on the ASGI side; unset, even if the
     server had set it, for a client acting for itself: ``client_id`` is no
-    user) and ``environ["AUTH_TYPE"] = "Bearer"``; ``require_scopes`` finds
-    the guard's realm in ``environ["genauth_guard.realm"]`` (and its scope
-    strategy and metadata URL beside it). The options and the answers are
-    those of ``GenAuthGuard``, the RFC 9728 document included.
+    user) and ``environ["AUTH_TYPE"]`` (``"Bearer"``, or ``"DPoP"``);
+    ``require_scopes`` finds the guard's realm in ``environ["genauth_guard.realm"]``
+    (and its scope strategy, metadata URL and challenges beside it). The
+    options and the answers are those of ``GenAuthGuard``, the RFC 9728
+    document included.
 
     ``introspector`` is one ``SyncIntrospector`` per process, shared by all
     its threads: its cache and single flight only help if it is shared.
@@ -65,12 +67,7 @@ class GenAuthGuardWSGI:
     ) -> None:
         self.app = app
         self.introspector = check_sync_verifier(introspector)
-        max_length = getattr(introspector, "max_token_length", DEFAULT_MAX_TOKEN_LENGTH)
-        self.policy = GuardPolicy(
-            max_token_length=max_length,
-            check_audience=not verifier_checks_audience(introspector),
-            **options,
-        )
+        self.policy = GuardPolicy(**verifier_settings(introspector), **options)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = WsgiRequest(environ)
@@ -91,21 +88,26 @@ class GenAuthGuardWSGI:
         if isinstance(outcome, Rejection):
             logger.debug("rejected %s %s: %s", request.method, request.path, outcome.status)
             return answer_wsgi(outcome, self.policy.realm, start_response)
-        environ[ENVIRON_KEY] = outcome
-        environ["AUTH_TYPE"] = "Bearer"
-        identity = outcome.identity
+        info, presented = outcome
+        environ[ENVIRON_KEY] = info
+        environ[OFFER_KEY] = self.policy.offers[presented.scheme]
+        environ["AUTH_TYPE"] = presented.scheme
+        identity = info.identity
         if identity:
             environ["REMOTE_USER"] = identity
         else:  # never leave a REMOTE_USER the server set for someone else
             environ.pop("REMOTE_USER", None)
         return self.app(environ, start_response)
 
-    def _authenticate(self, request: WsgiRequest) -> TokenInfo | Rejection:
-        token = self.policy.token_of(request)
-        if isinstance(token, Rejection):
-            return token
+    def _authenticate(self, request: WsgiRequest) -> tuple[TokenInfo, Presented] | Rejection:
+        presented = self.policy.present(request)
+        if isinstance(presented, Rejection):
+            return presented
         try:
-            info = self.introspector.introspect(token)
+            info = self.introspector.introspect(presented.token)
         except IntrospectionError as error:
             return self.policy.failure(error)
-        return self.policy.check(info, request) or info
+        rejection = self.policy.check(info, request, presented)
+        if rejection is None and presented.proof is not None:
+            rejection = self.policy.remember_shared(presented)
+        return rejection or (info, presented)

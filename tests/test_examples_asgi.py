@@ -21,6 +21,9 @@ from .conftest import RunningAuthServer
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
+# The DPoP challenge every refusal adds while dpop="allowed" (the default).
+DPOP_OFFER = ', DPoP algs="ES256 RS256 PS256 EdDSA"'
+
 
 def load_example(name: str, auth: RunningAuthServer) -> ModuleType:
     """Import ``examples/<name>.py`` as uvicorn would, configured as its docstring says."""
@@ -83,7 +86,7 @@ def test_health_is_open(api: Api) -> None:
 def test_no_token_gets_a_bare_challenge(api: Api) -> None:
     response = api.get("/orders")
     assert response.status_code == 401
-    assert response.headers["www-authenticate"] == 'Bearer realm="api"'
+    assert response.headers["www-authenticate"] == 'Bearer realm="api"' + DPOP_OFFER
 
 
 def test_reader_lists_orders(api: Api) -> None:

@@ -26,6 +26,8 @@ from genauth_guard.wsgi import GenAuthGuardWSGI
 from .conftest import RunningAuthServer
 from .wsgi_support import GatedAuthServer, gated_auth_server, gunicorn
 
+# The DPoP challenge every refusal adds while dpop="allowed" (the default).
+DPOP_OFFER = ', DPoP algs="ES256 RS256 PS256 EdDSA"'
 READ_DENIED = (
     'Bearer realm="api", error="insufficient_scope", error_description='
     '"The access token lacks the scope this resource needs: orders:read.", '
@@ -43,7 +45,7 @@ def bearer(token: str) -> dict[str, str]:
 
 def assert_read_denied(response: httpx.Response) -> None:
     assert response.status_code == 403
-    assert response.headers["www-authenticate"] == READ_DENIED
+    assert response.headers["www-authenticate"] == READ_DENIED + DPOP_OFFER
     assert response.headers["content-type"] == "application/json"
     assert response.headers["cache-control"] == "no-store"
     assert response.json() == READ_DENIED_BODY
@@ -174,7 +176,7 @@ def test_flask_guard_and_open_paths(flask_client: httpx.Client) -> None:
     assert flask_client.get("/health").json() == {"status": "ok"}
     refused = flask_client.get("/orders")
     assert refused.status_code == 401
-    assert refused.headers["www-authenticate"] == 'Bearer realm="api"'
+    assert refused.headers["www-authenticate"] == 'Bearer realm="api"' + DPOP_OFFER
 
 
 def test_flask_test_client_goes_through_the_guard(
@@ -196,7 +198,7 @@ def test_flask_view_without_the_guard_fails_closed() -> None:
 
     response = app.test_client().get("/orders", headers=bearer("anything"))
     assert response.status_code == 403
-    assert response.headers["WWW-Authenticate"] == READ_DENIED
+    assert response.headers["WWW-Authenticate"] == READ_DENIED  # no guard: no DPoP offered
 
 
 def test_a_flask_view_called_outside_a_request_says_what_to_do() -> None:
@@ -257,7 +259,7 @@ def test_django_guard_and_open_paths(django_client: httpx.Client) -> None:
     assert django_client.get("/health").json() == {"status": "ok"}
     refused = django_client.get("/orders")
     assert refused.status_code == 401
-    assert refused.headers["www-authenticate"] == 'Bearer realm="api"'
+    assert refused.headers["www-authenticate"] == 'Bearer realm="api"' + DPOP_OFFER
     assert refused.json()["error"] == "unauthorized"
 
 
@@ -352,6 +354,9 @@ def test_django_example_under_gunicorn(gated: GatedAuthServer) -> None:
         me = client.get("/me", headers=bearer(token))
     assert ok.status_code == 200
     assert_read_denied(denied)
-    assert (missing.status_code, missing.headers["www-authenticate"]) == (401, 'Bearer realm="api"')
+    assert (missing.status_code, missing.headers["www-authenticate"]) == (
+        401,
+        'Bearer realm="api"' + DPOP_OFFER,
+    )
     assert two_headers.status_code == 400
     assert me.json()["identity"] == "alice"

@@ -28,6 +28,8 @@ from genauth_guard.dev.testing import serve_in_thread
 from .conftest import RunningAuthServer
 
 REALM = "orders-api"
+# The DPoP challenge every refusal adds while dpop="allowed" (the default).
+DPOP_OFFER = ', DPoP algs="ES256 RS256 PS256 EdDSA"'
 
 
 async def whoami(request: Request) -> JSONResponse:
@@ -145,14 +147,14 @@ def error_body(response: httpx.Response) -> dict[str, str]:
 def test_no_token_gets_a_bare_challenge(api: Api) -> None:
     response = api.get("/me")
     assert response.status_code == 401
-    assert response.headers["www-authenticate"] == f'Bearer realm="{REALM}"'
+    assert response.headers["www-authenticate"] == f'Bearer realm="{REALM}"' + DPOP_OFFER
     assert "Authorization: Bearer" in error_body(response)["error_description"]
 
 
 def test_another_scheme_is_no_token(api: Api) -> None:
     response = api.get("/me", headers={"Authorization": "Basic dXNlcjpwYXNz"})
     assert response.status_code == 401
-    assert response.headers["www-authenticate"] == f'Bearer realm="{REALM}"'
+    assert response.headers["www-authenticate"] == f'Bearer realm="{REALM}"' + DPOP_OFFER
 
 
 @pytest.mark.parametrize(
@@ -210,6 +212,7 @@ def test_inactive_tokens_are_401_invalid_token(api: Api, kind: str) -> None:
     assert response.headers["www-authenticate"] == (
         f'Bearer realm="{REALM}", error="invalid_token", error_description='
         '"The access token is not active (expired, revoked or unknown); get a new one."'
+        + DPOP_OFFER
     )
     assert error_body(response)["error"] == "invalid_token"
 
@@ -221,7 +224,7 @@ def test_missing_scope_is_403_insufficient_scope(api: Api) -> None:
     assert response.headers["www-authenticate"] == (
         f'Bearer realm="{REALM}", error="insufficient_scope", error_description='
         '"The access token lacks the scope this resource needs: orders:read orders:write.", '
-        'scope="orders:read orders:write"'
+        'scope="orders:read orders:write"' + DPOP_OFFER
     )
     assert error_body(response)["error"] == "insufficient_scope"
 
@@ -434,7 +437,7 @@ def test_required_scopes_on_the_middleware(auth_server: RunningAuthServer) -> No
         )
     assert ok.status_code == 200
     assert denied.status_code == 403
-    assert denied.headers["www-authenticate"].endswith('scope="api me"')
+    assert denied.headers["www-authenticate"].endswith('scope="api me"' + DPOP_OFFER)
 
 
 def test_cors_outside_the_guard_answers_preflights(auth_server: RunningAuthServer) -> None:

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 REALM = "orders-api"
 
+# The DPoP challenge every refusal adds while dpop="allowed" (the default).
+DPOP_OFFER = ', DPoP algs="ES256 RS256 PS256 EdDSA"'
+
 
 @pytest.fixture(scope="module")
 def url(auth_server: RunningAuthServer) -> Iterator[str]:
@@ -54,6 +57,7 @@ def test_a_missing_scope_names_the_guards_realm(url: str, auth_server: RunningAu
     assert response.headers["www-authenticate"] == (
         f'Bearer realm="{REALM}", error="insufficient_scope", error_description="The access '
         'token lacks the scope this resource needs: orders:write.", scope="orders:write"'
+        + DPOP_OFFER
     )
     writer = auth_server.server.mint("alice", "orders:write")
     ok = httpx.get(url + "/orders", headers={"Authorization": f"Bearer {writer}"})

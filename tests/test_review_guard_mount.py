@@ -88,6 +88,10 @@ def uvicorn_with_root_path(app: Any, root_path: str) -> Iterator[str]:
         sock.close()
 
 
+# The DPoP challenge every refusal adds while dpop="allowed" (the default).
+DPOP_OFFER = ', DPoP algs="ES256 RS256 PS256 EdDSA"'
+
+
 def assert_mounted_under_v1(base: str, token: str, prefix: str = "/v1") -> None:
     """``base + prefix`` is where the app is mounted; ``/health`` is excluded, nothing else."""
     with httpx.Client(base_url=base) as client:
@@ -98,7 +102,7 @@ def assert_mounted_under_v1(base: str, token: str, prefix: str = "/v1") -> None:
         for protected in ("/orders", "/public/%2E%2E/orders"):
             refused = client.get(prefix + protected)
             assert refused.status_code == 401, protected
-            assert refused.headers["www-authenticate"] == 'Bearer realm="orders-api"'
+            assert refused.headers["www-authenticate"] == 'Bearer realm="orders-api"' + DPOP_OFFER
         ok = client.get(prefix + "/orders", headers={"Authorization": f"Bearer {token}"})
         assert (ok.status_code, ok.json()) == (200, {"token_info": True})
 

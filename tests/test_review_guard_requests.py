@@ -83,6 +83,10 @@ def both_allowing_query(auth_server: RunningAuthServer) -> Iterator[Both]:
     yield from serve_both(auth_server, realm="orders-api", allow_query_token=True)
 
 
+# The DPoP challenge every refusal adds while dpop="allowed" (the default).
+DPOP_OFFER = ', DPoP algs="ES256 RS256 PS256 EdDSA"'
+
+
 def answer(response: httpx.Response) -> tuple[int, dict[str, str | None], bytes]:
     names = ("content-type", "cache-control", "www-authenticate", "content-length")
     return response.status_code, {n: response.headers.get(n) for n in names}, response.content
@@ -98,6 +102,7 @@ def assert_identical_400(responses: dict[str, httpx.Response], description: str)
     }
     assert response.headers["www-authenticate"] == (
         f'Bearer realm="orders-api", error="invalid_request", error_description="{description}"'
+        + DPOP_OFFER
     )
 
 

@@ -39,9 +39,11 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 REALM = "orders-api"
+# The DPoP challenge every refusal adds while dpop="allowed" (the default).
+DPOP_OFFER = ', DPoP algs="ES256 RS256 PS256 EdDSA"'
 INVALID_TOKEN = (
     f'Bearer realm="{REALM}", error="invalid_token", error_description='
-    '"The access token is not active (expired, revoked or unknown); get a new one."'
+    '"The access token is not active (expired, revoked or unknown); get a new one."' + DPOP_OFFER
 )
 
 
@@ -151,7 +153,7 @@ def test_each_refusal_is_the_asgi_guards_byte_for_byte(guards: Guards, case: str
     assert wsgi.status_code == status
     challenge = wsgi.headers["www-authenticate"]
     if error == "unauthorized":
-        assert challenge == f'Bearer realm="{REALM}"'
+        assert challenge == f'Bearer realm="{REALM}"' + DPOP_OFFER
     elif error == "invalid_token":
         assert challenge == INVALID_TOKEN
     else:
@@ -230,7 +232,7 @@ def test_missing_required_scope_is_403_with_the_exact_challenge(
     assert refused.headers["www-authenticate"] == (
         'Bearer realm="api", error="insufficient_scope", error_description='
         '"The access token lacks the scope this resource needs: orders:read orders:write.", '
-        'scope="orders:read orders:write"'
+        'scope="orders:read orders:write"' + DPOP_OFFER
     )
     assert refused.json()["error"] == "insufficient_scope"
     assert allowed.status_code == 200
@@ -244,7 +246,7 @@ def test_require_scopes_on_a_bare_wsgi_app(guards: Guards) -> None:
     assert refused.headers["www-authenticate"] == (
         f'Bearer realm="{REALM}", error="insufficient_scope", error_description='
         '"The access token lacks the scope this resource needs: orders:write.", '
-        'scope="orders:write"'
+        'scope="orders:write"' + DPOP_OFFER
     )
     assert refused.headers["content-length"] == str(len(refused.content))
     written = guards.wsgi.get("/orders/write", headers=bearer(writer))
@@ -399,7 +401,7 @@ def test_the_guard_behind_a_real_wsgi_server(guards: Guards) -> None:
     assert ok.json()["remote_user"] == "alice"
     assert (no_token.status_code, no_token.headers["www-authenticate"]) == (
         401,
-        f'Bearer realm="{REALM}"',
+        f'Bearer realm="{REALM}"' + DPOP_OFFER,
     )
     assert non_ascii.status_code == 400
     assert excluded.status_code == 200

@@ -135,11 +135,13 @@ def _resource_param(form: Mapping[str, str]) -> tuple[str, ...]:
     return (resource,)
 
 
-def _token_response(token: str, lifetime: float, scopes: tuple[str, ...]) -> Response:
+def _token_response(
+    token: str, lifetime: float, scopes: tuple[str, ...], token_type: str = "Bearer"
+) -> Response:
     """RFC 6749 5.1; no refresh token (4.4.3)."""
     body = {
         "access_token": token,
-        "token_type": "Bearer",
+        "token_type": token_type,
         "expires_in": int(lifetime),
         "scope": " ".join(scopes),
     }
@@ -230,7 +232,9 @@ def routes(server: DevStore) -> list[Route]:
     async def dev_mint(request: Request) -> Response:
         """Not GenAuth's: form ``sub``, ``scope``, ``expires_in``, ``username``, ``resource``.
 
-        ``resource`` (RFC 8707) becomes the token's ``aud``. Plus client auth.
+        ``resource`` (RFC 8707) becomes the token's ``aud``; ``jkt`` and
+        ``x5t#S256`` bind the token to a DPoP key or a client certificate.
+        Plus client auth.
         """
         client, form = await checked(request)
         scopes = _scope_param(form)
@@ -241,15 +245,20 @@ def routes(server: DevStore) -> list[Route]:
                 lifetime = int(form["expires_in"])
             except ValueError:
                 raise invalid_request("expires_in must be whole seconds") from None
-        issued = server.mint(
-            sub=form.get("sub") or DEFAULT_SUB,
-            scopes=scopes,
-            expires_in=lifetime,
-            client_id=client.client_id,
-            username=form.get("username") or None,
-            audience=audience,
-        )
-        return _token_response(issued, lifetime, scopes)
+        try:
+            issued = server.mint(
+                sub=form.get("sub") or DEFAULT_SUB,
+                scopes=scopes,
+                expires_in=lifetime,
+                client_id=client.client_id,
+                username=form.get("username") or None,
+                audience=audience,
+                jkt=form.get("jkt") or None,
+                x5t_s256=form.get("x5t#S256") or None,
+            )
+        except ValueError as exc:  # a jkt or x5t#S256 that is no thumbprint
+            raise invalid_request(str(exc)) from None
+        return _token_response(issued, lifetime, scopes, "DPoP" if form.get("jkt") else "Bearer")
 
     async def userinfo(request: Request) -> Response:
         """GenAuth's ``/{p}/me`` (OIDC Core 5.3): GET or POST with the bearer token."""

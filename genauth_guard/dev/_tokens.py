@@ -8,6 +8,7 @@ declared below. Every operation takes the one lock.
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
@@ -38,6 +39,22 @@ class TokenRecord:
     token_type: str = "Bearer"
     grant: str | None = None  # the grant it came from (code flow), if any
     rotated: bool = False  # a refresh token already exchanged
+    cnf: dict[str, str] | None = None  # RFC 7800 confirmation: jkt (DPoP), x5t#S256 (mTLS)
+
+
+_THUMBPRINT = re.compile(r"[A-Za-z0-9_-]{43}")
+"""A SHA-256 thumbprint in base64url: what ``jkt`` and ``x5t#S256`` hold."""
+
+
+def confirmation(jkt: str | None, x5t_s256: str | None) -> dict[str, str] | None:
+    """The ``cnf`` of a bound token (RFC 9449 6, RFC 8705 3.1), or ``None`` for a bearer token."""
+    cnf = {name: value for name, value in (("jkt", jkt), ("x5t#S256", x5t_s256)) if value}
+    for name, value in cnf.items():
+        if not _THUMBPRINT.fullmatch(value):
+            raise ValueError(
+                f"{name} must be a SHA-256 thumbprint in base64url (43 characters), got {value!r}"
+            )
+    return cnf or None
 
 
 @dataclass
@@ -94,13 +111,18 @@ class TokenStore:
         not_before: float | None = None,
         audience: Iterable[str] | str = (),
         username: str | None = None,
+        jkt: str | None = None,
+        x5t_s256: str | None = None,
     ) -> str:
         """Issue an access token for ``sub`` with ``scopes``; returns the opaque token.
 
         ``expires_in`` defaults to ``token_lifetime`` (0 or less: already
         expired); ``not_before`` is a NumericDate; ``client_id`` (the claim;
-        any string) defaults to the first client.
+        any string) defaults to the first client. ``jkt`` binds the token to
+        a DPoP key (its RFC 7638 thumbprint), ``x5t_s256`` to a client
+        certificate (``x5t#S256``): introspection then answers ``cnf``.
         """
+        cnf = confirmation(jkt, x5t_s256)
         scopes = tuple(scopes.split() if isinstance(scopes, str) else scopes)
         bad = [s for s in scopes if not is_scope_token(s)]
         if bad:
@@ -123,6 +145,7 @@ class TokenStore:
             nbf=None if not_before is None else int(not_before),
             aud=tuple(audience),
             username=username,
+            cnf=cnf,
         )
         with self._lock:
             self._tokens[token] = record
@@ -184,6 +207,10 @@ class TokenStore:
             answer["nbf"] = record.nbf
         if record.aud:
             answer["aud"] = record.aud[0] if len(record.aud) == 1 else list(record.aud)
+        if record.cnf:
+            answer["cnf"] = dict(record.cnf)
+            if "jkt" in record.cnf:  # RFC 9449 6.2
+                answer["token_type"] = "DPoP"
         return answer
 
     def revoke_as(self, client_id: str, token: str) -> bool:
