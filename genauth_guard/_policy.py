@@ -208,7 +208,7 @@ class GuardPolicy:
         self.offers: dict[str | None, Offer] = {
             None: self.offer,
             BEARER: self.offer.using(BEARER),
-            DPOP: self.offer.using(DPOP),
+            DPOP: self.sender.dpop_offer,
         }
         """``offer`` for a request that used each scheme (made once: the hot path reads it)."""
 

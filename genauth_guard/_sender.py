@@ -129,9 +129,13 @@ class SenderConstraints:
                 )
         self.schemes = BEARER_ONLY if dpop == "off" else BEARER_AND_DPOP
         offered = {"off": (BEARER,), "allowed": (BEARER, DPOP), "required": (DPOP,)}[dpop]
+        algs = " ".join(self.algs)
+        self.dpop_offer = Offer(offered, DPOP, algs)
+        """The challenges for a request that used DPoP: its refusal is the DPoP challenge's."""
         if self.verifier is None and dpop == "allowed":
-            offered = (BEARER,)  # DPoP is not offered while it cannot be checked
-        self.offer = Offer(offered, None, " ".join(self.algs))
+            offered = (BEARER,)  # DPoP is not offered while proofs cannot be checked
+        self.offer = Offer(offered, None, algs)
+        """The challenges for every other request."""
         self.window = self.max_age + self.future + 1.0
         self.local = LocalReplayStore(window=self.window, skew=self.future, maxsize=replay_maxsize)
         self.shared: ReplayCache | None = replay_cache_of(shared_cache)

@@ -75,6 +75,13 @@ MALFORMED: dict[str, bytes] = {
     # Integers JSON allows but a float cannot hold: math.isfinite() overflows on them.
     "exp overflow": b'{"active": true, "sub": "alice", "exp": 1' + b"0" * 400 + b"}",
     "nbf overflow": b'{"active": true, "sub": "alice", "nbf": -1' + b"0" * 400 + b"}",
+    # A binding of the wrong shape must never let a bound token pass as a bearer token.
+    "cnf string": b'{"active": true, "sub": "alice", "cnf": "abc"}',
+    "cnf list": b'{"active": true, "sub": "alice", "cnf": ["jkt"]}',
+    "cnf null": b'{"active": true, "sub": "alice", "cnf": null}',
+    "cnf jkt number": b'{"active": true, "sub": "alice", "cnf": {"jkt": 7}}',
+    "cnf jkt object": b'{"active": true, "sub": "alice", "cnf": {"jkt": {"kty": "EC"}}}',
+    "cnf x5t null": b'{"active": true, "sub": "alice", "cnf": {"x5t#S256": null}}',
 }
 
 TCP_MODES = frozenset({"refuse", "hang", "reset", "truncate", "garbage", "trickle headers"})
