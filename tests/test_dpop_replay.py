@@ -1,0 +1,260 @@
+"""DPoP replays: one proof passes once, in one process and across processes.
+
+Eight copies of one proof sent at once through a real server: exactly one
+passes. The per-process store is bounded in size and time and, when full,
+narrows the window instead of forgetting a proof that could still pass.
+Across workers, proofs are remembered in the introspector's shared cache
+when it can ``add_once`` (here a real redis-server with ``SET NX PX``); a
+shared cache that fails refuses the proof (503), it never lets it through.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import redis.asyncio
+
+from genauth_guard._dpop import DPoPProof
+from genauth_guard._replay import LocalReplayStore
+from genauth_guard._token_info import TokenInfo
+
+from .conftest import RunningAuthServer
+from .dpop_support import DPoPClient, Guarded, refused_proof, serve_guard
+
+KINDS = ("asgi", "wsgi")
+
+
+def send_at_once(guarded: Guarded, headers: dict[str, str], copies: int = 8) -> list[int]:
+    """``copies`` requests with the same headers, released together; their statuses."""
+    barrier = threading.Barrier(copies)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        with httpx.Client(timeout=10) as http:
+            barrier.wait()
+            status = http.get(guarded.url + "/orders", headers=headers).status_code
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=one) for _ in range(copies)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    return sorted(statuses)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_eight_copies_of_one_proof_at_once_one_passes(
+    kind: str, auth_server: RunningAuthServer
+) -> None:
+    client = DPoPClient()
+    with serve_guard(kind, auth_server) as guarded:
+        for cached in (False, True):  # the first token is introspected by all eight at once
+            token = auth_server.server.mint(f"user-{cached}", jkt=client.jkt)
+            if cached:
+                assert guarded.dpop(client, token).status_code == 200
+            headers = client.headers("GET", guarded.url + "/orders", token)
+            assert send_at_once(guarded, headers) == [200] + [401] * 7
+
+
+# ---------------------------------------------------------------- the local store's bounds
+
+
+def proof(jti: str, iat: float, jkt: str = "k" * 43) -> DPoPProof:
+    return DPoPProof(jkt, jti, iat)
+
+
+def test_the_store_forgets_a_proof_once_its_window_has_passed() -> None:
+    store = LocalReplayStore(window=306, skew=5, maxsize=10)
+    assert store.add(proof("a", 1000), now=1000) is None
+    assert store.add(proof("a", 1000), now=1300) is not None
+    assert store.add(proof("b", 1300), now=1300) is None
+    assert store.add(proof("c", 1307), now=1307) is None
+    assert len(store) == 2  # "a" is gone: its iat can no longer pass the window (300 s)
+
+
+def test_a_full_store_narrows_the_window_rather_than_forget(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = LocalReplayStore(window=306, skew=5, maxsize=3)
+    for index in range(3):
+        assert store.add(proof(f"p{index}", 1000 + index), now=1000 + index) is None
+    # Full: the oldest (recorded at 1000) goes, and no proof issued up to 1005 passes again.
+    assert store.add(proof("fresh", 1010), now=1010) is None
+    assert len(store) == 3
+    assert "too old" in (store.add(proof("p0", 1000), now=1011) or "")  # the dropped one
+    assert "too old" in (store.add(proof("late", 1004), now=1011) or "")
+    assert "already used" in (store.add(proof("p2", 1002), now=1011) or "")
+    assert store.add(proof("fresh2", 1011), now=1011) is None
+    assert any("replay store full" in r.getMessage() for r in caplog.records)
+
+
+# ---------------------------------------------------------------- across processes
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    """A real redis-server on a free 127.0.0.1 port, no persistence."""
+    executable = shutil.which("redis-server")
+    assert executable, "redis-server is needed for the shared replay tests"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [executable, "--port", str(port), "--bind", "127.0.0.1"]
+    command += ["--save", "", "--appendonly", "no"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis.from_url(url).ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+class RedisReplays:
+    """A shared cache that shares only DPoP proofs, the way ``RedisCache`` does: ``SET NX PX``.
+
+    Answers are not shared (every lookup misses), so each guard introspects
+    on its own and only the replay store is common.
+    """
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.url, self.prefix = url, prefix
+        self.sync = redis.Redis.from_url(url)
+        self.added: list[float] = []
+
+    def _key(self, key: bytes) -> str:
+        return self.prefix + key.hex()
+
+    def add_once(self, key: bytes, ttl: float) -> bool:
+        self.added.append(ttl)
+        return bool(self.sync.set(self._key(key), b"1", nx=True, px=int(ttl * 1000)))
+
+    async def aadd_once(self, key: bytes, ttl: float) -> bool:
+        self.added.append(ttl)
+        client = redis.asyncio.Redis.from_url(self.url)
+        try:
+            return bool(await client.set(self._key(key), b"1", nx=True, px=int(ttl * 1000)))
+        finally:
+            await client.aclose()
+
+    async def aget(self, key: bytes) -> tuple[TokenInfo, float] | None:
+        return None
+
+    async def aput(self, key: bytes, info: TokenInfo, ttl: float) -> None:
+        return None
+
+    async def adelete(self, key: bytes) -> None:
+        return None
+
+    def get(self, key: bytes) -> tuple[TokenInfo, float] | None:
+        return None
+
+    def put(self, key: bytes, info: TokenInfo, ttl: float) -> None:
+        return None
+
+    def delete(self, key: bytes) -> None:
+        return None
+
+
+def test_a_proof_used_on_one_worker_is_refused_on_another(
+    auth_server: RunningAuthServer, redis_url: str
+) -> None:
+    shared = RedisReplays(redis_url, "dpop-test:")
+    client = DPoPClient()
+    token = auth_server.server.mint("alice", jkt=client.jkt)
+    options: dict[str, Any] = {"introspector": {"shared_cache": shared}}
+    with (
+        serve_guard("asgi", auth_server, **options) as first,
+        serve_guard("wsgi", auth_server, **options) as second,
+        serve_guard("wsgi", auth_server) as unshared,
+    ):
+        # Three workers behind one name (first.url), as a load balancer spreads requests.
+        behind = [GuardedAt(first, first.url), GuardedAt(second, first.url)]
+        for used, replayed in (behind, behind[::-1]):
+            headers = client.headers("GET", first.url + "/orders", token)
+            assert used.get(headers=headers).status_code == 200
+            refused_proof(replayed.get(headers=headers), "already used")
+            assert GuardedAt(unshared, first.url).get(headers=headers).status_code == 200
+    assert shared.added and all(305 < ttl <= 307 for ttl in shared.added)
+
+
+class GuardedAt:
+    """Requests to ``guarded`` with the ``Host`` of ``public``: a second worker behind one name."""
+
+    def __init__(self, guarded: Guarded, public: str) -> None:
+        self.guarded, self.host = guarded, public.removeprefix("http://")
+
+    def get(self, **kwargs: Any) -> httpx.Response:
+        headers = {**kwargs.pop("headers", {}), "Host": self.host}
+        return self.guarded.client.get(self.guarded.url + "/orders", headers=headers, **kwargs)
+
+
+class BrokenReplays(RedisReplays):
+    """Redis gone: every ``add_once`` fails."""
+
+    def add_once(self, key: bytes, ttl: float) -> bool:
+        raise redis.ConnectionError("redis went away")
+
+    async def aadd_once(self, key: bytes, ttl: float) -> bool:
+        raise redis.ConnectionError("redis went away")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_failing_shared_cache_refuses_dpop_and_leaves_bearer_alone(
+    kind: str, auth_server: RunningAuthServer, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = DPoPClient()
+    bound = auth_server.server.mint("alice", jkt=client.jkt)
+    unbound = auth_server.server.mint("bob")
+    broken = BrokenReplays(redis_url, "broken:")
+    with serve_guard(kind, auth_server, introspector={"shared_cache": broken}) as guarded:
+        refused = guarded.dpop(client, bound)
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "1"
+        assert "replays" in refused.json()["error_description"]
+        assert guarded.get(headers={"Authorization": f"Bearer {unbound}"}).status_code == 200
+    # WARNING once a minute, DEBUG in between: either way, it says why.
+    logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.DEBUG]
+    assert any("could not record a DPoP proof (ConnectionError)" in m for m in logged)
+
+
+class AnswersOnly(RedisReplays):
+    """A shared cache from before DPoP: it cannot ``add_once``."""
+
+    add_once = None  # type: ignore[assignment]
+    aadd_once = None  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_shared_cache_that_cannot_add_once_leaves_replays_to_each_process(
+    kind: str, auth_server: RunningAuthServer, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = DPoPClient()
+    token = auth_server.server.mint("alice", jkt=client.jkt)
+    cache = AnswersOnly(redis_url, "old:")
+    with serve_guard(kind, auth_server, introspector={"shared_cache": cache}) as guarded:
+        headers = client.headers("GET", guarded.url + "/orders", token)
+        assert guarded.get(headers=headers).status_code == 200
+        refused_proof(guarded.get(headers=headers), "already used")
+    assert any("each process detects replays" in r.getMessage() for r in caplog.records)
