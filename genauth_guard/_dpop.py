@@ -196,12 +196,11 @@ class ProofVerifier:
     """Checks DPoP proofs for one guard: its algorithms and its ``iat`` window.
 
     ``max_age``: seconds ``iat`` may lie in the past; ``future``: seconds it
-    may lie ahead (clock skew). ``library``: ``jose_library()``.
+    may lie ahead (clock skew). Build it only when ``jose_library()`` found
+    the JOSE library.
     """
 
-    def __init__(
-        self, algs: tuple[str, ...], *, max_age: float, future: float, library: ModuleType
-    ) -> None:
+    def __init__(self, algs: tuple[str, ...], *, max_age: float, future: float) -> None:
         from jwt.algorithms import get_default_algorithms
 
         available = get_default_algorithms()
@@ -211,7 +210,6 @@ class ProofVerifier:
         self._algorithms = {name: available[name] for name in algs}
         self._keys: OrderedDict[tuple[str, str], tuple[Any, str]] = OrderedDict()
         self._lock = threading.Lock()
-        self._library = library
 
     def verify(
         self, value: str, *, method: str, url: str | None, token: str, now: float

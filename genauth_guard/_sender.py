@@ -110,11 +110,8 @@ class SenderConstraints:
         self.certificates = CertificateSource(check_header_name(client_cert_header))
         self.verifier: ProofVerifier | None = None
         if dpop != "off":
-            library = jose_library()
-            if library is not None:
-                self.verifier = ProofVerifier(
-                    self.algs, max_age=self.max_age, future=self.future, library=library
-                )
+            if jose_library() is not None:
+                self.verifier = ProofVerifier(self.algs, max_age=self.max_age, future=self.future)
             elif dpop == "required":
                 raise ConfigurationError(
                     f"dpop='required' needs PyJWT with cryptography to check DPoP proofs: "
