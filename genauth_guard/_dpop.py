@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Final, NoReturn
 
+from ._htu import normalize_url
 from .errors import ConfigurationError
 
 EXTRA: Final = "genauth-guard[jose]"
@@ -55,7 +56,8 @@ THUMBPRINT_MEMBERS: Final[Mapping[str, tuple[str, ...]]] = {
 }
 """RFC 7638 3.2: the members a thumbprint hashes, in lexicographic order."""
 _TOKEN68: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-_KEY_CACHE_SIZE: Final = 256
+_HEADER_CACHE_SIZE: Final = 256
+"""Proof headers kept once checked: a client sends the same header (typ, alg, jwk) each time."""
 
 
 class ProofError(ValueError):
@@ -137,12 +139,6 @@ def _canonical_jwk(jwk: Mapping[str, Any]) -> str:
     )
 
 
-def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
-    """The RFC 7638 SHA-256 thumbprint of a public JWK, base64url: what ``cnf.jkt`` holds."""
-    canonical = _canonical_jwk(jwk).encode("utf-8", "surrogatepass")
-    return b64url(hashlib.sha256(canonical).digest())
-
-
 def replay_key(jkt: str, jti: str) -> bytes:
     """The digest a proof is remembered under: its ``jti`` and its key, never the proof."""
     material = "\0".join(("genauth-guard/dpop-jti/1", jkt, jti))
@@ -208,7 +204,7 @@ class ProofVerifier:
         self.max_age = max_age
         self.future = future
         self._algorithms = {name: available[name] for name in algs}
-        self._keys: OrderedDict[tuple[str, str], tuple[Any, str]] = OrderedDict()
+        self._headers: OrderedDict[str, tuple[str, Any, str]] = OrderedDict()
         self._lock = threading.Lock()
 
     def verify(
@@ -224,7 +220,28 @@ class ProofVerifier:
         parts = value.split(".")
         if not _TOKEN68.fullmatch(value) or len(parts) != 3:
             _refuse("The DPoP header is not one JWT (a compact JWS of three parts).")
-        header = _json_object(_b64url_decode(parts[0], "header"), "header")
+        alg, key, jkt = self._header(parts[0])
+        claims = _json_object(_b64url_decode(parts[1], "payload"), "payload")
+        jti, iat = self._check_claims(claims, method, url, token, now)
+        signature = _b64url_decode(parts[2], "signature")
+        signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
+        if not self._algorithms[alg].verify(signing_input, key, signature):
+            _refuse("The DPoP proof's signature does not verify with its jwk.")
+        return DPoPProof(jkt, jti, iat)
+
+    def _header(self, encoded: str) -> tuple[str, Any, str]:
+        """``(alg, public key, thumbprint)`` of an encoded JOSE header that passes its checks.
+
+        Kept by the encoded header (a few hundred): a client signs every
+        proof with the same ``typ``, ``alg`` and ``jwk``, so each is parsed
+        and its key loaded once. Only headers that passed are kept.
+        """
+        with self._lock:
+            cached = self._headers.get(encoded)
+            if cached is not None:
+                self._headers.move_to_end(encoded)
+                return cached
+        header = _json_object(_b64url_decode(encoded, "header"), "header")
         typ = header.get("typ")
         if not isinstance(typ, str) or typ.lower() not in TYPES:
             _refuse("The DPoP proof's typ is not dpop+jwt.")
@@ -238,20 +255,16 @@ class ProofVerifier:
             _refuse("The DPoP proof has no jwk header with the client's public key.")
         if not PRIVATE_MEMBERS.isdisjoint(jwk):
             _refuse("The DPoP proof's jwk carries a private key; send the public key only.")
-        claims = _json_object(_b64url_decode(parts[1], "payload"), "payload")
-        jti, iat = self._check_claims(claims, method, url, token, now)
         key, jkt = self._public_key(alg, jwk)
-        signature = _b64url_decode(parts[2], "signature")
-        signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
-        if not self._algorithms[alg].verify(signing_input, key, signature):
-            _refuse("The DPoP proof's signature does not verify with its jwk.")
-        return DPoPProof(jkt, jti, iat)
+        with self._lock:
+            self._headers[encoded] = (alg, key, jkt)
+            if len(self._headers) > _HEADER_CACHE_SIZE:
+                self._headers.popitem(last=False)
+        return alg, key, jkt
 
     def _check_claims(
         self, claims: Mapping[str, Any], method: str, url: str | None, token: str, now: float
     ) -> tuple[str, float]:
-        from ._htu import normalize_url
-
         jti, htm, htu = claims.get("jti"), claims.get("htm"), claims.get("htu")
         iat = _number(claims.get("iat"))
         if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_LENGTH:
@@ -271,14 +284,8 @@ class ProofVerifier:
         return jti, iat
 
     def _public_key(self, alg: str, jwk: Mapping[str, Any]) -> tuple[Any, str]:
-        """The key ``jwk`` describes if ``alg`` may use it, and its thumbprint (cached)."""
+        """The key ``jwk`` describes if ``alg`` may use it, and its RFC 7638 thumbprint."""
         canonical = _canonical_jwk(jwk)
-        cache_key = (alg, canonical)
-        with self._lock:
-            cached = self._keys.get(cache_key)
-            if cached is not None:
-                self._keys.move_to_end(cache_key)
-                return cached
         if jwk["kty"] != KEY_TYPES[alg]:
             _refuse(f"The DPoP proof's jwk is not a {KEY_TYPES[alg]} key, as {alg} needs.")
         try:
@@ -288,10 +295,6 @@ class ProofVerifier:
         if not _fits(key, alg):
             _refuse(f"The DPoP proof's jwk cannot sign {alg} (curve or key size).")
         thumbprint = b64url(hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).digest())
-        with self._lock:
-            self._keys[cache_key] = (key, thumbprint)
-            if len(self._keys) > _KEY_CACHE_SIZE:
-                self._keys.popitem(last=False)
         return key, thumbprint
 
 

@@ -16,6 +16,7 @@ never read: behind a proxy, ``public_url`` says where clients send requests.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Final
 from urllib.parse import quote, urlsplit
@@ -109,8 +110,16 @@ def normalize_url(url: object) -> str | None:
     Query and fragment are dropped (RFC 9449 4.3 ignores them). ``None``
     for anything but an absolute http, https, ws or wss URL of at most
     ``MAX_URL_LENGTH`` URI characters: such an ``htu`` matches no request.
+    Remembered for the last thousand URLs: a client signs the same few.
     """
-    if not isinstance(url, str) or len(url) > MAX_URL_LENGTH or not _URI_CHARS.fullmatch(url):
+    if not isinstance(url, str) or len(url) > MAX_URL_LENGTH:
+        return None
+    return _normalize(url)
+
+
+@functools.lru_cache(maxsize=1024)
+def _normalize(url: str) -> str | None:
+    if not _URI_CHARS.fullmatch(url):
         return None
     try:
         parts = urlsplit(url)

@@ -34,7 +34,7 @@ from ._dpop import DPoPProof
 from ._logging import REPEAT_INTERVAL, logger
 
 DEFAULT_MAXSIZE: Final = 100_000
-"""Proofs one process remembers at most (about 15 MB)."""
+"""Proofs one process remembers at most (about 17 MB: 170 bytes each)."""
 
 
 @runtime_checkable
