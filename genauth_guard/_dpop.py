@@ -7,17 +7,15 @@ key in its own ``jwk`` header, and hands back that key's RFC 7638
 thumbprint and the ``jti``: the caller compares the thumbprint with the
 token's ``cnf.jkt`` and records the ``jti`` against replays (``_replay``).
 
-The JOSE library is PyJWT with ``cryptography`` (the ``genauth-guard[jose]``
-extra), imported lazily by ``jose_library``: ``import genauth_guard`` works
-without it. Only its key loaders and signature primitives are used; the
-rules are ours, and every refusal is a ``ProofError`` whose message says
+Keys, thumbprints and the algorithm rules come from ``_jose``, the
+project's one door to the JOSE library (PyJWT with ``cryptography``, the
+``genauth-guard[jose]`` extra, imported lazily: ``import genauth_guard``
+works without it). Every refusal is a ``ProofError`` whose message says
 what was wrong without quoting the proof, the token or the key.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import math
@@ -26,35 +24,41 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any, Final, NoReturn
 
 from ._htu import normalize_url
+from ._jose import (
+    ASYMMETRIC_ALGS,
+    EXTRA,
+    HMAC_ALGS,
+    JoseError,
+    b64url,
+    b64url_decode,
+    check_header,
+    jose_library,
+    jwk_thumbprint,
+    key_fits,
+    load_public_jwk,
+)
 from .errors import ConfigurationError
 
-EXTRA: Final = "genauth-guard[jose]"
-"""The extra that brings the JOSE library (PyJWT with cryptography)."""
+__all__ = [
+    "DEFAULT_ALGS",
+    "EXTRA",
+    "DPoPProof",
+    "ProofError",
+    "ProofVerifier",
+    "access_token_hash",
+    "check_algs",
+    "jose_available",
+    "replay_key",
+]
 
-KEY_TYPES: Final[Mapping[str, str]] = {
-    **dict.fromkeys(("ES256", "ES384", "ES512"), "EC"),
-    **dict.fromkeys(("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"), "RSA"),
-    "EdDSA": "OKP",
-}
-"""Every proof algorithm this module can check, and the key type (``kty``) it signs with."""
 DEFAULT_ALGS: Final = ("ES256", "RS256", "PS256", "EdDSA")
-_CURVES: Final = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
-MIN_RSA_BITS: Final = 2048
 MAX_PROOF_LENGTH: Final = 8192
 """Longest ``DPoP`` header read: an RSA-4096 proof is about 2,000 characters."""
 MAX_JTI_LENGTH: Final = 512
 TYPES: Final = frozenset({"dpop+jwt", "application/dpop+jwt"})
-PRIVATE_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-THUMBPRINT_MEMBERS: Final[Mapping[str, tuple[str, ...]]] = {
-    "RSA": ("e", "kty", "n"),
-    "EC": ("crv", "kty", "x", "y"),
-    "OKP": ("crv", "kty", "x"),
-}
-"""RFC 7638 3.2: the members a thumbprint hashes, in lexicographic order."""
 _TOKEN68: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _HEADER_CACHE_SIZE: Final = 256
 """Proof headers kept once checked: a client sends the same header (typ, alg, jwk) each time."""
@@ -85,58 +89,39 @@ def check_algs(algs: Iterable[str] | str) -> tuple[str, ...]:
             raise ConfigurationError(f"dpop_algs entries must be algorithm names, got {name!r}.")
         if name.lower() == "none":
             raise ConfigurationError("dpop_algs may not name 'none': a DPoP proof must be signed.")
-        if name.upper().startswith("HS"):
+        if name in HMAC_ALGS or name.upper().startswith("HS"):
             raise ConfigurationError(
                 f"dpop_algs may not name {name!r}: a symmetric (MAC) algorithm proves "
                 "nothing about the client's key (RFC 9449 4.2)."
             )
-        if name not in KEY_TYPES:
+        if name not in ASYMMETRIC_ALGS:
             raise ConfigurationError(
                 f"dpop_algs names {name!r}, which genauth-guard does not check; choose "
-                f"from {', '.join(KEY_TYPES)}."
+                f"from {', '.join(ASYMMETRIC_ALGS)}."
             )
     return tuple(dict.fromkeys(names))
 
 
-def jose_library() -> ModuleType | None:
-    """PyJWT (``jwt``) if it is installed with ``cryptography``, else ``None``."""
+def jose_available() -> bool:
+    """Whether PyJWT with ``cryptography`` is installed (the ``jose`` extra)."""
     try:
-        import jwt
-        from jwt.algorithms import has_crypto
-    except ImportError:
-        return None
-    return jwt if has_crypto else None
+        jose_library("checking DPoP proofs")
+    except ConfigurationError:
+        return False
+    return True
 
 
-def b64url(data: bytes) -> str:
-    """base64url without padding (RFC 7515 2)."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64url_decode(text: str, what: str) -> bytes:
-    """The bytes of unpadded, canonical base64url ``text``, or a ``ProofError``."""
+def _decode(text: str, what: str) -> bytes:
+    """The bytes of one part of the proof (canonical base64url), or a ``ProofError``."""
     try:
-        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        _refuse(f"The DPoP proof's {what} is not base64url.")
-    if b64url(data) != text:  # padding, other alphabets, stray bits: one encoding per value
+        return b64url_decode(text)
+    except JoseError:
         _refuse(f"The DPoP proof's {what} is not canonical base64url.")
-    return data
 
 
 def access_token_hash(token: str) -> str:
     """``ath`` (RFC 9449 4.2): base64url of the SHA-256 of the token's ASCII."""
     return b64url(hashlib.sha256(token.encode("ascii")).digest())
-
-
-def _canonical_jwk(jwk: Mapping[str, Any]) -> str:
-    kty = jwk.get("kty")
-    members = THUMBPRINT_MEMBERS.get(kty) if isinstance(kty, str) else None
-    if members is None or not all(isinstance(jwk.get(name), str) for name in members):
-        _refuse("The DPoP proof's jwk is not a complete RSA, EC or OKP public key.")
-    return json.dumps(
-        {name: jwk[name] for name in members}, separators=(",", ":"), ensure_ascii=False
-    )
 
 
 def replay_key(jkt: str, jti: str) -> bytes:
@@ -192,11 +177,11 @@ class ProofVerifier:
     """Checks DPoP proofs for one guard: its algorithms and its ``iat`` window.
 
     ``max_age``: seconds ``iat`` may lie in the past; ``future``: seconds it
-    may lie ahead (clock skew). Build it only when ``jose_library()`` found
-    the JOSE library.
+    may lie ahead (clock skew). Build it only when ``jose_available()``.
     """
 
     def __init__(self, algs: tuple[str, ...], *, max_age: float, future: float) -> None:
+        jose_library("checking DPoP proofs")
         from jwt.algorithms import get_default_algorithms
 
         available = get_default_algorithms()
@@ -221,9 +206,9 @@ class ProofVerifier:
         if not _TOKEN68.fullmatch(value) or len(parts) != 3:
             _refuse("The DPoP header is not one JWT (a compact JWS of three parts).")
         alg, key, jkt = self._header(parts[0])
-        claims = _json_object(_b64url_decode(parts[1], "payload"), "payload")
+        claims = _json_object(_decode(parts[1], "payload"), "payload")
         jti, iat = self._check_claims(claims, method, url, token, now)
-        signature = _b64url_decode(parts[2], "signature")
+        signature = _decode(parts[2], "signature")
         signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
         if not self._algorithms[alg].verify(signing_input, key, signature):
             _refuse("The DPoP proof's signature does not verify with its jwk.")
@@ -241,21 +226,26 @@ class ProofVerifier:
             if cached is not None:
                 self._headers.move_to_end(encoded)
                 return cached
-        header = _json_object(_b64url_decode(encoded, "header"), "header")
+        header = _json_object(_decode(encoded, "header"), "header")
         typ = header.get("typ")
         if not isinstance(typ, str) or typ.lower() not in TYPES:
             _refuse("The DPoP proof's typ is not dpop+jwt.")
-        alg = header.get("alg")
-        if not isinstance(alg, str) or alg not in self._algorithms:
-            _refuse(f"The DPoP proof's alg is not one of {' '.join(self.algs)}.")
-        if "crit" in header or "b64" in header:
-            _refuse("The DPoP proof uses a JWS extension (crit, b64) this server does not know.")
+        try:
+            alg = check_header(header, self.algs)  # alg allowed; no crit, b64, enc
+        except JoseError as exc:
+            _refuse(f"The DPoP proof's header is refused: {exc}.")
         jwk = header.get("jwk")
         if not isinstance(jwk, dict):
             _refuse("The DPoP proof has no jwk header with the client's public key.")
-        if not PRIVATE_MEMBERS.isdisjoint(jwk):
-            _refuse("The DPoP proof's jwk carries a private key; send the public key only.")
-        key, jkt = self._public_key(alg, jwk)
+        try:
+            key = load_public_jwk(jwk)  # refuses private members
+            jkt = jwk_thumbprint(jwk)
+        except JoseError as exc:
+            _refuse(f"The DPoP proof's jwk is not a usable public key: {exc}.")
+        except Exception:  # the library's own kinds, for members of odd types
+            _refuse("The DPoP proof's jwk is not a usable public key.")
+        if not key_fits(key, alg):
+            _refuse(f"The DPoP proof's jwk cannot sign {alg} (key type, curve or size).")
         with self._lock:
             self._headers[encoded] = (alg, key, jkt)
             if len(self._headers) > _HEADER_CACHE_SIZE:
@@ -282,28 +272,3 @@ class ProofVerifier:
         if claims.get("ath") != access_token_hash(token):
             _refuse("The DPoP proof's ath is not the hash of the access token it came with.")
         return jti, iat
-
-    def _public_key(self, alg: str, jwk: Mapping[str, Any]) -> tuple[Any, str]:
-        """The key ``jwk`` describes if ``alg`` may use it, and its RFC 7638 thumbprint."""
-        canonical = _canonical_jwk(jwk)
-        if jwk["kty"] != KEY_TYPES[alg]:
-            _refuse(f"The DPoP proof's jwk is not a {KEY_TYPES[alg]} key, as {alg} needs.")
-        try:
-            key = self._algorithms[alg].from_jwk(json.loads(canonical))
-        except Exception:  # the library's many kinds; its messages may quote the key
-            _refuse("The DPoP proof's jwk is not a valid public key.")
-        if not _fits(key, alg):
-            _refuse(f"The DPoP proof's jwk cannot sign {alg} (curve or key size).")
-        thumbprint = b64url(hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).digest())
-        return key, thumbprint
-
-
-def _fits(key: Any, alg: str) -> bool:
-    """A public key of the size or curve ``alg`` needs (RFC 7518 3.3, 3.4; RFC 8037)."""
-    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-
-    if alg in _CURVES:
-        return isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == _CURVES[alg]
-    if alg == "EdDSA":
-        return isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey)
-    return isinstance(key, rsa.RSAPublicKey) and key.key_size >= MIN_RSA_BITS

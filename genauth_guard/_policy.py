@@ -343,9 +343,7 @@ class GuardPolicy:
                 request,
                 scheme=scheme,
             )
-        rejection = self.sender.binding(info, request, presented) or self.sender.remember(
-            presented
-        )
+        rejection = self.sender.binding(info, request, presented) or self.sender.remember(presented)
         if rejection is not None:
             return self.refusal(rejection, request, scheme=scheme)
         needed = self.needed_scopes(request)

@@ -35,7 +35,7 @@ from ._dpop import (
     ProofError,
     ProofVerifier,
     check_algs,
-    jose_library,
+    jose_available,
 )
 from ._htu import public_base, request_url
 from ._logging import REPEAT_INTERVAL, logger
@@ -110,7 +110,7 @@ class SenderConstraints:
         self.certificates = CertificateSource(check_header_name(client_cert_header))
         self.verifier: ProofVerifier | None = None
         if dpop != "off":
-            if jose_library() is not None:
+            if jose_available():
                 self.verifier = ProofVerifier(self.algs, max_age=self.max_age, future=self.future)
             elif dpop == "required":
                 raise ConfigurationError(

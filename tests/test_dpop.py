@@ -194,7 +194,7 @@ def test_alg_none_is_refused(
     }
     proof = unsigned(header, payload)
     response = guarded.get(headers={"Authorization": f"DPoP {token}", "DPoP": proof})
-    refused_proof(response, "alg is not one of ES256 RS256 PS256 EdDSA")
+    refused_proof(response, "alg 'none' is not one of ES256, RS256, PS256, EdDSA")
 
 
 def test_hs256_is_refused(

@@ -183,8 +183,10 @@ async def test_without_a_token_the_client_sees_401_with_resource_metadata(
 ) -> None:
     method, url, status, challenge = await refused(example.url, None)
     assert (method, url, status) == ("POST", example.url, 401)
+    details = f'scope="orders:read", resource_metadata="{example.metadata_url}"'
+    # Both schemes offered (dpop="allowed"), each with the scope and the metadata URL.
     assert challenge == (
-        f'Bearer realm="api", scope="orders:read", resource_metadata="{example.metadata_url}"'
+        f'Bearer realm="api", {details}, DPoP algs="ES256 RS256 PS256 EdDSA", {details}'
     )
 
 
@@ -269,7 +271,7 @@ async def test_a_token_lacking_the_scope_is_refused(example: McpServer) -> None:
     assert challenge == (
         'Bearer realm="api", error="insufficient_scope", error_description="The access token '
         'lacks the scope this resource needs: orders:read.", scope="orders:read", '
-        f'resource_metadata="{example.metadata_url}"'
+        f'resource_metadata="{example.metadata_url}", DPoP algs="ES256 RS256 PS256 EdDSA"'
     )
 
 

@@ -171,7 +171,18 @@ KINDS = pytest.mark.parametrize("kind", ["asgi", "wsgi"])
 
 
 def challenge(response: httpx.Response) -> str:
-    return response.headers.get("www-authenticate", "")
+    """The Bearer challenge, once the DPoP one beside it is checked.
+
+    ``dpop="allowed"`` (the default) offers DPoP too (RFC 9449 7.2): bare
+    after an error in the Bearer challenge, with the same details (scope,
+    resource metadata) when the request used no scheme.
+    """
+    value = response.headers.get("www-authenticate", "")
+    bearer, offered, dpop = value.partition(', DPoP algs="ES256 RS256 PS256 EdDSA"')
+    if offered:
+        details = bearer.split('"', 2)[2]  # what follows realm="..."
+        assert dpop == ("" if "error=" in details else details), value
+    return bearer
 
 
 # ---------------------------------------------------------------- strategies
