@@ -25,7 +25,7 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING
 
-from ._bearer import extract_bearer
+from ._bearer import BEARER_AND_DPOP, extract_credentials
 from ._request_view import SCOPE_KEY, AsgiRequest
 from ._resource_metadata import audience_entry, check_url
 from ._token_info import TokenInfo
@@ -92,6 +92,10 @@ class GenAuthTokenVerifier:
 
     A bad token is ``None`` (the SDK answers 401); an unavailable
     authorization server raises ``IntrospectionError`` (the SDK answers 500).
+    So is a sender-constrained token (``cnf.jkt``, ``cnf["x5t#S256"]``): the
+    SDK hands over a bearer token alone, with no DPoP proof or client
+    certificate to check, and a bound token must never pass as a bearer
+    token (RFC 9449 7.2, RFC 8705 3). Put ``GenAuthGuard`` in front to take them.
     """
 
     def __init__(self, introspector: TokenVerifier, *, resource: str | None = None) -> None:
@@ -115,6 +119,9 @@ class GenAuthTokenVerifier:
             info = await self.introspector.introspect(token)
         except InvalidRequest:  # not even shaped like a token: no call was made
             return None
+        cnf = info.cnf
+        if cnf is not None and ("jkt" in cnf or "x5t#S256" in cnf):
+            return None  # bound to a key or certificate nobody here can check
         return access_token(info, token, self.resource)
 
 
@@ -147,14 +154,16 @@ class MCPAuthBridge:
 
         request = AsgiRequest(scope)
         try:  # the guard already took it from here: this cannot fail, but never guess
-            token = extract_bearer(
+            found = extract_credentials(
                 request.authorization(),
                 request.query_string(),
+                schemes=BEARER_AND_DPOP,  # the guard checked a DPoP token's proof and binding
                 allow_query_token=True,
                 max_length=1 << 30,
             )
         except InvalidRequest:
-            token = None
+            found = None
+        token = None if found is None else found[1]
         issued = access_token(info, token or "")
         if token is None or issued is None:
             await self.app(scope, receive, send)
