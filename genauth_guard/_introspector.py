@@ -97,6 +97,16 @@ class Introspector(IntrospectorBase):
         self._wakers: dict[bytes, asyncio.Event] = {}
         self._listening: asyncio.Task[None] | None = None
 
+    @property
+    def replay_cache(self) -> object:
+        """The shared cache's port, where guards remember DPoP proofs (``None`` without one).
+
+        ``GenAuthGuard`` uses it if it can ``await add_once(key, ttl)``
+        (``_replay.AsyncReplayCache``), so a proof used on one worker is
+        refused on every other.
+        """
+        return self._shared
+
     async def introspect(self, token: str) -> TokenInfo:
         """What the authorization server says about ``token`` (maybe from the cache).
 

@@ -157,7 +157,9 @@ class GuardPolicy:
         public_url: str | None = None,
         client_cert_header: str | None = None,
         leeway: float = 0.0,
+        replay_cache: object = None,
         shared_cache: object = None,
+        asynchronous: bool = False,
     ) -> None:
         if isinstance(exclude_paths, str):
             exclude_paths = (exclude_paths,)
@@ -201,7 +203,9 @@ class GuardPolicy:
             public_url=public_url,
             client_cert_header=client_cert_header,
             leeway=leeway,
+            replay_cache=replay_cache,
             shared_cache=shared_cache,
+            asynchronous=asynchronous,
         )
         self.offer = self.sender.offer
         """The challenges of this guard's refusals (no scheme used yet)."""

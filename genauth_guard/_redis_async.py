@@ -113,6 +113,12 @@ class AsyncRedisPort:
         async with asyncio.timeout(self._timeout):
             await self._redis().delete(self._names.answer(key))
 
+    async def add_once(self, key: bytes, ttl: float) -> bool:
+        """Remember a DPoP proof for ``ttl`` seconds; ``False`` if it was already (``SET NX``)."""
+        async with asyncio.timeout(self._timeout):
+            stored = await self._redis().set(self._names.proof(key), b"1", nx=True, px=hold_ms(ttl))
+        return bool(stored)
+
     async def unlock(self, key: bytes, handle: str) -> None:
         names = self._names
         async with asyncio.timeout(self._timeout):

@@ -70,6 +70,10 @@ class RedisNames:
     def subject_tombstone(self, subject: bytes) -> str:
         return f"{self.prefix}y:{{{subject.hex()}}}"
 
+    def proof(self, key: bytes) -> str:
+        """A DPoP proof already used (``_replay``): its key is a digest of ``jti`` and key."""
+        return f"{self.prefix}p:{{{key.hex()}}}"
+
 
 def answer_ms(seconds: float) -> int:
     """A lifetime as Redis milliseconds, rounded down: never longer than the rule allows."""

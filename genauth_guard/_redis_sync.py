@@ -104,6 +104,11 @@ class SyncRedisPort:
     def delete(self, key: bytes) -> None:
         self._redis().delete(self._names.answer(key))
 
+    def add_once(self, key: bytes, ttl: float) -> bool:
+        """Remember a DPoP proof for ``ttl`` seconds; ``False`` if it was already (``SET NX``)."""
+        stored = self._redis().set(self._names.proof(key), b"1", nx=True, px=hold_ms(ttl))
+        return bool(stored)
+
     def unlock(self, key: bytes, handle: str) -> None:
         names = self._names
         self._script(UNLOCK)(

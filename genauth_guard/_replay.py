@@ -15,20 +15,24 @@ dropped proof can never be replayed (fail closed); fresh proofs, made
 just before they are sent, still pass.
 
 Several workers or hosts share what they saw through the introspector's
-shared cache (``shared_cache=``, e.g. Redis with ``SET NX`` and a TTL) if it
-has the small ``ReplayCache`` interface below: ``add_once(key, ttl)`` and
-its coroutine twin ``aadd_once``. A shared cache without it leaves replay
-detection to each process (logged once at start-up); a shared cache that
-fails refuses the proof (503), never lets it through.
+shared cache (``shared_cache=``): the introspector hands its guard the
+cache's port (``replay_cache``), and if that port can ``add_once(key,
+ttl)`` - a coroutine on ``Introspector``'s port, a plain method on
+``SyncIntrospector``'s; on Redis ``SET key 1 NX PX ttl`` (``RedisCache``
+does) - every proof is also recorded there, in one atomic step. A shared
+cache whose ports cannot leaves replay detection to each process (logged
+once at start-up); one that fails refuses the proof (503), never lets it
+through.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
 from collections import OrderedDict
-from typing import Final, Protocol, runtime_checkable
+from typing import Final, Protocol
 
 from ._dpop import DPoPProof
 from ._logging import REPEAT_INTERVAL, logger
@@ -37,30 +41,30 @@ DEFAULT_MAXSIZE: Final = 100_000
 """Proofs one process remembers at most (about 17 MB: 170 bytes each)."""
 
 
-@runtime_checkable
-class ReplayCache(Protocol):
-    """What a shared cache offers to remember proofs across processes.
+class SyncReplayCache(Protocol):
+    """Where ``GenAuthGuardWSGI`` remembers proofs across processes (a shared cache's port).
 
     ``add_once`` stores ``key`` for ``ttl`` seconds and returns ``True``, or
     returns ``False`` if it was already there, in one atomic step (Redis:
-    ``SET key 1 NX PX ttl``). ``aadd_once`` is the same for the async
-    guard. An exception means "could not tell": the guard refuses (503).
+    ``SET key 1 NX PX ttl``). An exception means "could not tell": the
+    guard refuses (503).
     """
 
     def add_once(self, key: bytes, ttl: float) -> bool: ...
 
-    async def aadd_once(self, key: bytes, ttl: float) -> bool: ...
+
+class AsyncReplayCache(Protocol):
+    """``SyncReplayCache`` for ``GenAuthGuard``: ``add_once`` is a coroutine."""
+
+    async def add_once(self, key: bytes, ttl: float) -> bool: ...
 
 
-def replay_cache_of(shared_cache: object) -> ReplayCache | None:
-    """``shared_cache`` if it can remember proofs (both methods), else ``None``."""
-    if shared_cache is None:
+def replay_cache_of(candidate: object, *, asynchronous: bool) -> object | None:
+    """``candidate`` if its ``add_once`` fits the guard (a coroutine for ASGI), else ``None``."""
+    add_once = getattr(candidate, "add_once", None)
+    if not callable(add_once) or inspect.iscoroutinefunction(add_once) != asynchronous:
         return None
-    if callable(getattr(shared_cache, "add_once", None)) and callable(
-        getattr(shared_cache, "aadd_once", None)
-    ):
-        return shared_cache  # type: ignore[return-value]
-    return None
+    return candidate
 
 
 class LocalReplayStore:

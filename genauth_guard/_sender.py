@@ -40,7 +40,13 @@ from ._dpop import (
 from ._htu import public_base, request_url
 from ._logging import REPEAT_INTERVAL, logger
 from ._mtls import CertificateError, CertificateSource, check_header_name
-from ._replay import DEFAULT_MAXSIZE, LocalReplayStore, ReplayCache, replay_cache_of
+from ._replay import (
+    DEFAULT_MAXSIZE,
+    AsyncReplayCache,
+    LocalReplayStore,
+    SyncReplayCache,
+    replay_cache_of,
+)
 from ._request_view import RequestView
 from ._token_info import TokenInfo
 from .errors import ConfigurationError
@@ -81,8 +87,10 @@ class SenderConstraints:
     """The DPoP and mTLS options of one guard, checked at start-up, and their checks.
 
     ``leeway``: the introspector's clock skew; a proof's ``iat`` may lie
-    ``max(leeway, 5)`` seconds ahead. ``shared_cache``: the introspector's,
-    used to remember proofs across processes if it can (``ReplayCache``).
+    ``max(leeway, 5)`` seconds ahead. ``replay_cache``: the introspector's
+    shared-cache port, used to remember proofs across processes if it can
+    ``add_once`` (a coroutine when ``asynchronous``: the ASGI guard);
+    ``shared_cache``: the introspector's, to say so when it cannot.
     """
 
     def __init__(
@@ -94,7 +102,9 @@ class SenderConstraints:
         public_url: str | None = None,
         client_cert_header: str | None = None,
         leeway: float = 0.0,
+        replay_cache: object = None,
         shared_cache: object = None,
+        asynchronous: bool = False,
         replay_maxsize: int = DEFAULT_MAXSIZE,
     ) -> None:
         if dpop not in DPOP_MODES:
@@ -135,11 +145,11 @@ class SenderConstraints:
         """The challenges for every other request."""
         self.window = self.max_age + self.future + 1.0
         self.local = LocalReplayStore(window=self.window, skew=self.future, maxsize=replay_maxsize)
-        self.shared: ReplayCache | None = replay_cache_of(shared_cache)
+        self.shared = replay_cache_of(replay_cache, asynchronous=asynchronous)
         if shared_cache is not None and self.shared is None and dpop != "off":
             logger.warning(
                 "the introspector's shared cache (%s) cannot remember DPoP proofs "
-                "(no add_once/aadd_once): each process detects replays on its own",
+                "(its port has no add_once): each process detects replays on its own",
                 type(shared_cache).__name__,
             )
 
@@ -251,7 +261,8 @@ class SenderConstraints:
         if presented.proof is None or self.shared is None:
             return None
         try:
-            fresh = await self.shared.aadd_once(presented.proof.replay_key, self.window)
+            shared: AsyncReplayCache = self.shared  # type: ignore[assignment]
+            fresh = await shared.add_once(presented.proof.replay_key, self.window)
         except Exception as exc:
             return self._shared_failed(exc)
         return None if fresh else _replayed()
@@ -261,7 +272,8 @@ class SenderConstraints:
         if presented.proof is None or self.shared is None:
             return None
         try:
-            fresh = self.shared.add_once(presented.proof.replay_key, self.window)
+            shared: SyncReplayCache = self.shared  # type: ignore[assignment]
+            fresh = shared.add_once(presented.proof.replay_key, self.window)
         except Exception as exc:
             return self._shared_failed(exc)
         return None if fresh else _replayed()

@@ -88,6 +88,16 @@ class SyncIntrospector(IntrospectorBase):
         self._listen_lock = threading.Lock()
         self._listening = 0  # the pid that subscribed: a forked worker subscribes anew
 
+    @property
+    def replay_cache(self) -> object:
+        """The shared cache's port, where guards remember DPoP proofs (``None`` without one).
+
+        ``GenAuthGuardWSGI`` uses it if it can ``add_once(key, ttl)``
+        (``_replay.SyncReplayCache``), so a proof used on one worker is
+        refused on every other.
+        """
+        return self._shared
+
     def introspect(self, token: str) -> TokenInfo:
         """What the authorization server says about ``token`` (maybe from the cache).
 

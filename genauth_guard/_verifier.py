@@ -77,11 +77,13 @@ class VerifierSettings(TypedDict):
     max_token_length: int
     check_audience: bool
     leeway: float
+    replay_cache: object
     shared_cache: object
+    asynchronous: bool
 
 
 def verifier_settings(verifier: object) -> VerifierSettings:
-    """The verifier's token length limit, audience rule, clock skew and shared cache.
+    """The verifier's token length limit, audience rule, clock skew and shared cache (port).
 
     Read by name, with defaults: any object with ``introspect`` may be a verifier.
     """
@@ -99,5 +101,7 @@ def verifier_settings(verifier: object) -> VerifierSettings:
         else DEFAULT_MAX_TOKEN_LENGTH,
         check_audience=not verifier_checks_audience(verifier),
         leeway=float(leeway) if usable_leeway else 0.0,
+        replay_cache=getattr(verifier, "replay_cache", None),
         shared_cache=getattr(verifier, "shared_cache", None),
+        asynchronous=inspect.iscoroutinefunction(getattr(verifier, "introspect", None)),
     )

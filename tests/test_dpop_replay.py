@@ -4,13 +4,14 @@ Eight copies of one proof sent at once through a real server: exactly one
 passes. The per-process store is bounded in size and time and, when full,
 narrows the window instead of forgetting a proof that could still pass.
 Across workers, proofs are remembered in the introspector's shared cache
-when it can ``add_once`` (here a real redis-server with ``SET NX PX``); a
-shared cache that fails refuses the proof (503), it never lets it through.
+when its port can ``add_once`` (``RedisCache`` on a real redis-server:
+``SET NX PX``); a shared cache that fails refuses the proof (503), it
+never lets it through.
 """
 
 from __future__ import annotations
 
-import logging
+import secrets
 import shutil
 import socket
 import subprocess
@@ -20,13 +21,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 import redis
-import redis.asyncio
 
-from genauth_guard._dpop import DPoPProof
+from genauth_guard import RedisCache
+from genauth_guard._dpop import DPoPProof, replay_key
 from genauth_guard._replay import LocalReplayStore
-from genauth_guard._token_info import TokenInfo
 
 from .conftest import RunningAuthServer
 from .dpop_support import DPoPClient, Guarded, refused_proof, serve_guard
@@ -131,72 +132,10 @@ def redis_url() -> Iterator[str]:
         process.wait(timeout=10)
 
 
-class RedisReplays:
-    """A shared cache that shares only DPoP proofs, the way ``RedisCache`` does: ``SET NX PX``.
-
-    Answers are not shared (every lookup misses), so each guard introspects
-    on its own and only the replay store is common.
-    """
-
-    def __init__(self, url: str, prefix: str) -> None:
-        self.url, self.prefix = url, prefix
-        self.sync = redis.Redis.from_url(url)
-        self.added: list[float] = []
-
-    def _key(self, key: bytes) -> str:
-        return self.prefix + key.hex()
-
-    def add_once(self, key: bytes, ttl: float) -> bool:
-        self.added.append(ttl)
-        return bool(self.sync.set(self._key(key), b"1", nx=True, px=int(ttl * 1000)))
-
-    async def aadd_once(self, key: bytes, ttl: float) -> bool:
-        self.added.append(ttl)
-        client = redis.asyncio.Redis.from_url(self.url)
-        try:
-            return bool(await client.set(self._key(key), b"1", nx=True, px=int(ttl * 1000)))
-        finally:
-            await client.aclose()
-
-    async def aget(self, key: bytes) -> tuple[TokenInfo, float] | None:
-        return None
-
-    async def aput(self, key: bytes, info: TokenInfo, ttl: float) -> None:
-        return None
-
-    async def adelete(self, key: bytes) -> None:
-        return None
-
-    def get(self, key: bytes) -> tuple[TokenInfo, float] | None:
-        return None
-
-    def put(self, key: bytes, info: TokenInfo, ttl: float) -> None:
-        return None
-
-    def delete(self, key: bytes) -> None:
-        return None
-
-
-def test_a_proof_used_on_one_worker_is_refused_on_another(
-    auth_server: RunningAuthServer, redis_url: str
-) -> None:
-    shared = RedisReplays(redis_url, "dpop-test:")
-    client = DPoPClient()
-    token = auth_server.server.mint("alice", jkt=client.jkt)
-    options: dict[str, Any] = {"introspector": {"shared_cache": shared}}
-    with (
-        serve_guard("asgi", auth_server, **options) as first,
-        serve_guard("wsgi", auth_server, **options) as second,
-        serve_guard("wsgi", auth_server) as unshared,
-    ):
-        # Three workers behind one name (first.url), as a load balancer spreads requests.
-        behind = [GuardedAt(first, first.url), GuardedAt(second, first.url)]
-        for used, replayed in (behind, behind[::-1]):
-            headers = client.headers("GET", first.url + "/orders", token)
-            assert used.get(headers=headers).status_code == 200
-            refused_proof(replayed.get(headers=headers), "already used")
-            assert GuardedAt(unshared, first.url).get(headers=headers).status_code == 200
-    assert shared.added and all(305 < ttl <= 307 for ttl in shared.added)
+def replay_keys(url: str, prefix: str) -> dict[bytes, int]:
+    """The proofs ``RedisCache`` remembered under ``prefix``, with their milliseconds left."""
+    client = redis.Redis.from_url(url)
+    return {key: client.pttl(key) for key in client.scan_iter(match=prefix + "p:*")}
 
 
 class GuardedAt:
@@ -210,40 +149,84 @@ class GuardedAt:
         return self.guarded.client.get(self.guarded.url + "/orders", headers=headers, **kwargs)
 
 
-class BrokenReplays(RedisReplays):
-    """Redis gone: every ``add_once`` fails."""
+def test_a_proof_used_on_one_worker_is_refused_on_another(
+    auth_server: RunningAuthServer, redis_url: str
+) -> None:
+    client = DPoPClient()
+    token = auth_server.server.mint("alice", jkt=client.jkt)
+    prefix = "dpop-test-" + secrets.token_hex(4) + ":"
 
-    def add_once(self, key: bytes, ttl: float) -> bool:
-        raise redis.ConnectionError("redis went away")
+    def shared() -> dict[str, Any]:  # each worker builds its own, as each process would
+        return {"introspector": {"shared_cache": RedisCache(redis_url, prefix=prefix)}}
 
-    async def aadd_once(self, key: bytes, ttl: float) -> bool:
-        raise redis.ConnectionError("redis went away")
+    with (
+        serve_guard("asgi", auth_server, **shared()) as first,
+        serve_guard("wsgi", auth_server, **shared()) as second,
+        serve_guard("wsgi", auth_server) as unshared,
+    ):
+        # Three workers behind one name (first.url), as a load balancer spreads requests.
+        behind = [GuardedAt(first, first.url), GuardedAt(second, first.url)]
+        expected = set()
+        for used, replayed in (behind, behind[::-1]):
+            headers = client.headers("GET", first.url + "/orders", token)
+            jti = jwt.decode(headers["DPoP"], options={"verify_signature": False})["jti"]
+            expected.add(f"{prefix}p:{{{replay_key(client.jkt, jti).hex()}}}".encode())
+            assert used.get(headers=headers).status_code == 200
+            refused_proof(replayed.get(headers=headers), "already used")
+            assert GuardedAt(unshared, first.url).get(headers=headers).status_code == 200
+    remembered = replay_keys(redis_url, prefix)
+    assert set(remembered) == expected  # by a digest of jti and key, never the proof
+    assert all(295_000 < ttl <= 306_000 for ttl in remembered.values())  # 300 + 5 + 1 s
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_failing_shared_cache_refuses_dpop_and_leaves_bearer_alone(
-    kind: str, auth_server: RunningAuthServer, redis_url: str, caplog: pytest.LogCaptureFixture
+    kind: str, auth_server: RunningAuthServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = DPoPClient()
     bound = auth_server.server.mint("alice", jkt=client.jkt)
     unbound = auth_server.server.mint("bob")
-    broken = BrokenReplays(redis_url, "broken:")
-    with serve_guard(kind, auth_server, introspector={"shared_cache": broken}) as guarded:
+    with socket.socket() as sock:  # a port nobody listens on: Redis is down
+        sock.bind(("127.0.0.1", 0))
+        down = f"redis://127.0.0.1:{sock.getsockname()[1]}/0"
+    cache = RedisCache(down, timeout=0.2)
+    with serve_guard(kind, auth_server, introspector={"shared_cache": cache}) as guarded:
         refused = guarded.dpop(client, bound)
         assert refused.status_code == 503
         assert refused.headers["retry-after"] == "1"
         assert "replays" in refused.json()["error_description"]
         assert guarded.get(headers={"Authorization": f"Bearer {unbound}"}).status_code == 200
     # WARNING once a minute, DEBUG in between: either way, it says why.
-    logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.DEBUG]
+    logged = [r.getMessage() for r in caplog.records]
     assert any("could not record a DPoP proof (ConnectionError)" in m for m in logged)
 
 
-class AnswersOnly(RedisReplays):
-    """A shared cache from before DPoP: it cannot ``add_once``."""
+class WithoutAddOnce:
+    """A port of a shared cache from before DPoP: everything but ``add_once``."""
 
-    add_once = None  # type: ignore[assignment]
-    aadd_once = None  # type: ignore[assignment]
+    def __init__(self, port: Any) -> None:
+        self._port = port
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "add_once":
+            raise AttributeError(name)
+        return getattr(self._port, name)
+
+
+class AnswersOnly:
+    """A shared cache whose ports cannot remember proofs."""
+
+    def __init__(self, inner: RedisCache) -> None:
+        self.inner = inner
+
+    def cache_keys(self, *bound_to: str) -> Any:
+        return self.inner.cache_keys(*bound_to)
+
+    def async_port(self) -> Any:
+        return WithoutAddOnce(self.inner.async_port())
+
+    def sync_port(self) -> Any:
+        return WithoutAddOnce(self.inner.sync_port())
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -252,7 +235,7 @@ def test_a_shared_cache_that_cannot_add_once_leaves_replays_to_each_process(
 ) -> None:
     client = DPoPClient()
     token = auth_server.server.mint("alice", jkt=client.jkt)
-    cache = AnswersOnly(redis_url, "old:")
+    cache = AnswersOnly(RedisCache(redis_url, prefix="old:"))
     with serve_guard(kind, auth_server, introspector={"shared_cache": cache}) as guarded:
         headers = client.headers("GET", guarded.url + "/orders", token)
         assert guarded.get(headers=headers).status_code == 200
