@@ -48,6 +48,7 @@ from ._replay import (
     replay_cache_of,
 )
 from ._request_view import RequestView
+from ._shared import SKIP_FOR_SECONDS
 from ._token_info import TokenInfo
 from .errors import ConfigurationError
 
@@ -146,6 +147,7 @@ class SenderConstraints:
         self.window = self.max_age + self.future + 1.0
         self.local = LocalReplayStore(window=self.window, skew=self.future, maxsize=replay_maxsize)
         self.shared = replay_cache_of(replay_cache, asynchronous=asynchronous)
+        self._shared_down_until = 0.0
         if shared_cache is not None and self.shared is None and dpop != "off":
             logger.warning(
                 "the introspector's shared cache (%s) cannot remember DPoP proofs "
@@ -260,6 +262,8 @@ class SenderConstraints:
         """Record the proof in the shared cache (async guard); a refusal if another saw it."""
         if presented.proof is None or self.shared is None:
             return None
+        if time.monotonic() < self._shared_down_until:
+            return self._shared_unavailable()
         try:
             shared: AsyncReplayCache = self.shared  # type: ignore[assignment]
             fresh = await shared.add_once(presented.proof.replay_key, self.window)
@@ -271,6 +275,8 @@ class SenderConstraints:
         """``aremember_shared`` for the WSGI guard."""
         if presented.proof is None or self.shared is None:
             return None
+        if time.monotonic() < self._shared_down_until:
+            return self._shared_unavailable()
         try:
             shared: SyncReplayCache = self.shared  # type: ignore[assignment]
             fresh = shared.add_once(presented.proof.replay_key, self.window)
@@ -279,8 +285,13 @@ class SenderConstraints:
         return None if fresh else _replayed()
 
     def _shared_failed(self, exc: Exception) -> Rejection:
-        """503: a replay on another worker cannot be ruled out (WARNING once a minute)."""
+        """503: a replay on another worker cannot be ruled out (WARNING once a minute).
+
+        The shared cache is then not asked for ``SKIP_FOR_SECONDS`` (one
+        probe after): a hanging Redis costs one timeout, not one per request.
+        """
         now = time.monotonic()
+        self._shared_down_until = now + SKIP_FOR_SECONDS
         loud = now - _shared_warned[0] >= REPEAT_INTERVAL
         if loud:
             _shared_warned[0] = now
@@ -290,6 +301,9 @@ class SenderConstraints:
             "(503) until it works again, since a replay on another worker cannot be ruled out",
             type(exc).__name__,
         )
+        return self._shared_unavailable()
+
+    def _shared_unavailable(self) -> Rejection:
         return Rejection(
             503,
             "temporarily_unavailable",

@@ -195,6 +195,7 @@ def test_a_failing_shared_cache_refuses_dpop_and_leaves_bearer_alone(
         assert refused.status_code == 503
         assert refused.headers["retry-after"] == "1"
         assert "replays" in refused.json()["error_description"]
+        assert guarded.dpop(client, bound).status_code == 503  # still down: still closed
         assert guarded.get(headers={"Authorization": f"Bearer {unbound}"}).status_code == 200
     # WARNING once a minute, DEBUG in between: either way, it says why.
     logged = [r.getMessage() for r in caplog.records]
