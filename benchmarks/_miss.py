@@ -23,13 +23,22 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib.util import find_spec
 from typing import Any
 
 import httpx
 from _apps import StatusRecorder, asgi_scope, receive, starlette_app
 from _rows import Row, dev_server_process, ratio_row
-from _support import HERE, interleaved_many, interleaved_many_sync, median, ops, spread
+from _support import (
+    HERE,
+    interleaved_async,
+    interleaved_many,
+    interleaved_many_sync,
+    median,
+    ops,
+    spread,
+)
 
 from genauth_guard import GenAuthGuard, Introspector
 
@@ -209,9 +218,7 @@ async def _miss(settings: Any, config: dict[str, str], tokens: Iterator[str]) ->
             )
             rows += miss_rows(Row, rates, in_flight, count)
         if find_spec("fastmcp") is not None:
-            from run import _fastmcp_row  # optional peer row, kept beside the others
-
-            rows.append(await _fastmcp_row(settings, endpoint, options, tokens, post_httpx))
+            rows.append(await fastmcp_row(settings, endpoint, options, tokens, post_httpx))
     finally:
         sys.meta_path.remove(no_sniffio)
         for close in closers:
@@ -483,3 +490,75 @@ def _sync(settings: Any, urls: dict[str, str], tokens: Iterator[str]) -> list[An
             )
         )
     return rows
+
+
+# ---------------------------------------------------------------- the peer row
+
+
+@dataclass
+class FreshTokenLoad:
+    """Measurements of ``count`` operations on fresh tokens, ``in_flight`` at a time."""
+
+    tokens: Iterator[str]
+    count: int
+    in_flight: int
+    inactive: int = 0  # answers that were not active (should stay 0)
+
+    def measure(self, op: Callable[[str], Awaitable[bool]]) -> Callable[[], Awaitable[float]]:
+        async def once() -> float:
+            result, not_active = await _run_in_flight_counting(
+                op, self.tokens, self.count, self.in_flight
+            )
+            self.inactive += not_active
+            return result
+
+        return once
+
+
+async def _run_in_flight_counting(
+    op: Callable[[str], Awaitable[bool]], tokens: Iterator[str], count: int, in_flight: int
+) -> tuple[float, int]:
+    """``count`` operations on fresh tokens, ``in_flight`` at a time; (ops/s, not active)."""
+    batch = [next(tokens) for _ in range(count)]
+    work = iter(batch)
+    inactive = 0
+
+    async def worker() -> None:
+        nonlocal inactive
+        for token in work:
+            if not await op(token):
+                inactive += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(in_flight)))
+    return count / (time.perf_counter() - start), inactive
+
+
+async def fastmcp_row(
+    settings: Any,
+    endpoint: str,
+    options: dict[str, str],
+    tokens: Iterator[str],
+    raw_op: Callable[[str], Awaitable[bool]],
+) -> Row:
+    """Peer: fastmcp's introspection verifier on the same fresh tokens (1 in flight)."""
+    case = "peer: fastmcp IntrospectionTokenVerifier.verify_token() vs raw httpx, 1 in flight"
+    try:
+        from fastmcp.server.auth.providers.introspection import IntrospectionTokenVerifier
+
+        verifier = IntrospectionTokenVerifier(
+            introspection_url=endpoint,
+            client_id=options["client_id"],
+            client_secret=options["client_secret"],
+        )
+    except Exception as error:  # an API that moved: say so, do not fail the run
+        return Row("5 cache miss", case, "-", "-", notes=f"not measured: {error!r}")
+
+    async def peer_op(token: str) -> bool:
+        return await verifier.verify_token(token) is not None
+
+    load = FreshTokenLoad(tokens, settings.miss_ops[1], 1)
+    raw_rates, peer_rates = await interleaved_async(
+        load.measure(raw_op), load.measure(peer_op), settings.rounds
+    )
+    return ratio_row("5 cache miss", case, raw_rates, peer_rates, 0.87, "peer, for comparison")

@@ -20,7 +20,8 @@ import httpx
 
 from ._bearer import check_token
 from ._cache import TokenCache
-from ._client_auth import ClientCredentials, check_auth_method, client_authentication
+from ._client_auth import check_auth_method, client_authentication
+from ._credentials import ClientCredentials
 from ._environment import settings_from_env
 from ._flow import FlowSettings, IntrospectionFlow
 from ._genauth import DEFAULT_AUTH_METHOD, DEFAULT_PROTOCOL, genauth_endpoints, genauth_settings

@@ -37,7 +37,7 @@ from ._jose import (
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from ._client_auth import ClientCredentials
+    from ._credentials import ClientCredentials
     from ._jose import PrivateKey
 
 ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"

@@ -13,40 +13,17 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import ClassVar, Final, Literal, Protocol, get_args
 from urllib.parse import quote_plus, unquote_plus
 
 from ._client_assertion import client_secret_jwt, private_key_jwt
+from ._credentials import ClientCredentials
 from .errors import ConfigurationError
 
 AuthMethod = Literal[
     "client_secret_post", "client_secret_basic", "none", "client_secret_jwt", "private_key_jwt"
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class ClientCredentials:
-    """Everything a method may need to prove the client's identity (secrets never in ``repr``).
-
-    ``issuer``: the authorization server's issuer when known (discovery,
-    GenAuth), the audience of signed assertions. ``private_key`` (PEM, JWK
-    or key object), ``key_id``, ``assertion_alg`` and
-    ``assertion_audience`` (overrides the issuer) serve the signed methods
-    (``_client_assertion``).
-    """
-
-    client_id: str
-    client_secret: str | None = field(default=None, repr=False)
-    issuer: str | None = None
-    private_key: object = field(default=None, repr=False)
-    key_id: str | None = None
-    assertion_alg: str | None = None
-    assertion_audience: str | None = None
-
-    def with_audience(self) -> ClientCredentials:
-        """These credentials with ``assertion_audience`` set: the override, else the issuer."""
-        return replace(self, assertion_audience=self.assertion_audience or self.issuer)
 
 
 class ClientAuthentication(Protocol):

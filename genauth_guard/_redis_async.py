@@ -20,7 +20,6 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from ._redis_cache import RECONNECT_FIRST, RECONNECT_MOST, RedisSettings, client_options
 from ._redis_format import (
     FORGET,
     FORGET_SUBJECT,
@@ -36,6 +35,7 @@ from ._redis_format import (
     parse_event,
     read_lookup,
 )
+from ._redis_settings import RECONNECT_FIRST, RECONNECT_MOST, RedisSettings, client_options
 from ._shared import Lookup, SharedListener
 from ._token_info import TokenInfo
 

@@ -15,20 +15,16 @@ from __future__ import annotations
 
 import hmac
 import math
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ._redis_format import RedisNames
+from ._redis_settings import RedisSettings
 from ._shared import AsyncSharedPort, CacheKeys, SyncSharedPort
 from .errors import ConfigurationError
 
 DEFAULT_PREFIX = "genauth_guard:"
 MIN_SECRET_BYTES = 16
-RECONNECT_FIRST = 0.1
-"""Seconds before a lost subscription is tried again (doubling)..."""
-RECONNECT_MOST = 2.0
-"""...up to this: sharing resumes within seconds of Redis's return."""
 _SCHEMES = ("redis", "rediss", "unix")
 _EXTRA_HINT = "pip install 'genauth-guard[redis]'"
 
@@ -42,17 +38,6 @@ def _import_redis() -> Any:
             f"RedisCache needs redis-py, which is not installed: {_EXTRA_HINT}"
         ) from None
     return redis
-
-
-@dataclass(frozen=True)
-class RedisSettings:
-    """What every port of one ``RedisCache`` shares (no secrets in its repr)."""
-
-    names: RedisNames
-    timeout: float
-    url: str | None
-    client: Any = field(repr=False)
-    mac_key: bytes | None = field(repr=False)
 
 
 class RedisCache:
@@ -138,22 +123,6 @@ class RedisCache:
             f"RedisCache({target}, prefix={self.prefix!r}, "
             f"key_secret={'<set>' if self.key_secret_set else None}, timeout={self.timeout:g})"
         )
-
-
-def client_options(timeout: float) -> dict[str, Any]:
-    """Options of the clients a ``RedisCache`` builds from its URL: fail within ``timeout``.
-
-    The ports add ``retry``: one immediate retry on a broken connection (a
-    pooled one Redis closed while it restarted), none on a timeout: a slow
-    Redis must cost one ``timeout``, not redis-py's default ten retries
-    with backoff.
-    """
-    return {
-        "socket_timeout": timeout,
-        "socket_connect_timeout": timeout,
-        "socket_keepalive": True,
-        "health_check_interval": 30,
-    }
 
 
 def _derive(secret: bytes, purpose: bytes) -> bytes:

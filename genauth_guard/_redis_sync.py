@@ -21,7 +21,6 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
-from ._redis_cache import RECONNECT_FIRST, RECONNECT_MOST, RedisSettings, client_options
 from ._redis_format import (
     FORGET,
     FORGET_SUBJECT,
@@ -37,6 +36,7 @@ from ._redis_format import (
     parse_event,
     read_lookup,
 )
+from ._redis_settings import RECONNECT_FIRST, RECONNECT_MOST, RedisSettings, client_options
 from ._shared import Lookup, SharedListener
 from ._token_info import TokenInfo
 

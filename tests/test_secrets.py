@@ -34,7 +34,8 @@ from genauth_guard import (
     Introspector,
     SyncIntrospector,
 )
-from genauth_guard._client_auth import ClientCredentials, ClientSecretBasic, ClientSecretPost
+from genauth_guard._client_auth import ClientSecretBasic, ClientSecretPost
+from genauth_guard._credentials import ClientCredentials
 
 from .conftest import RunningAuthServer
 from .fault_upstream import FaultyUpstream, faulty_upstream

@@ -21,7 +21,7 @@ import base64
 import json
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -39,14 +39,34 @@ from .._jose import (
 from ._model import DevClient, OAuthError
 
 if TYPE_CHECKING:
+    import threading
+
     from .._jose import PublicKey
-    from ._store import DevStore
+    from ._jose import SigningKey
 
 ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 JWT_MEDIA_TYPE: Final = "application/token-introspection+jwt"
 MAX_ASSERTION_LIFETIME: Final = 300
 CLOCK_SKEW: Final = 30
 SIGNED_METHODS: Final = ("client_secret_jwt", "private_key_jwt")
+
+
+class DevStore(Protocol):
+    """What the signing rules read of the dev server (``_store.DevStore`` is one).
+
+    A protocol, not the class, so the store and these rules do not import
+    each other.
+    """
+
+    clients: dict[str, DevClient]
+    issuer: str
+    assertion_ids: dict[str, float]
+    _lock: threading.RLock
+
+    @property
+    def signing_key(self) -> SigningKey: ...
+
+    def now(self) -> float: ...
 
 
 def client_public_key(client: DevClient) -> PublicKey:
