@@ -135,7 +135,6 @@ def machine_line() -> str:
             "httpx-aiohttp",
             "urllib3",
             "requests",
-            "cachetools",
             "uvicorn",
             "h11",
             "httptools",

@@ -47,6 +47,7 @@ class HitCounter(Protocol):
 
     hits: int
 
+
 __all__ = ["CachedAnswer", "TokenCache", "cache_key", "cache_lifetime", "key_hint", "namespace"]
 
 

@@ -124,6 +124,8 @@ class GuardPolicy:
                 exact.add(path)
         self.exact_paths = frozenset(exact)
         self.path_prefixes = tuple(prefixes)
+        self.excludes = bool(exact or prefixes)
+        """False when no path is excluded: the guards skip working out the path."""
         self.required_scopes = scope_set(required_scopes, "required_scopes")
         try:
             self.realm = check_realm(realm)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Unpack
 
-from ._bearer import DEFAULT_MAX_TOKEN_LENGTH
+from ._bearer import DEFAULT_MAX_TOKEN_LENGTH, plain_bearer_wsgi
 from ._challenge import Rejection
 from ._logging import logger
 from ._policy import GuardOptions, GuardPolicy, verifier_checks_audience
@@ -26,7 +26,7 @@ from ._request_view import (
 )
 from ._responses import answer_wsgi, answer_wsgi_document
 from ._token_info import TokenInfo
-from ._verifier import SyncTokenVerifier, check_sync_verifier
+from ._verifier import SyncTokenVerifier, cached_path, check_sync_verifier
 from .errors import IntrospectionError
 
 if TYPE_CHECKING:
@@ -71,6 +71,7 @@ class GenAuthGuardWSGI:
             check_audience=not verifier_checks_audience(introspector),
             **options,
         )
+        self._cached = cached_path(introspector)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = WsgiRequest(environ)
@@ -85,12 +86,21 @@ class GenAuthGuardWSGI:
             document = policy.document(request)
             if document is not None:
                 return answer_wsgi_document(document, start_response)
-        if policy.is_excluded(request.path):
+        if policy.excludes and policy.is_excluded(request.path):
             return self.app(environ, start_response)
-        outcome = self._authenticate(request)
+        entry = None
+        cached = self._cached
+        if cached is not None:
+            raw = plain_bearer_wsgi(environ.get("HTTP_AUTHORIZATION"), environ.get("QUERY_STRING"))
+            if raw is not None:
+                entry = cached(raw)
+        if entry is not None:  # the cached path: one scan, a digest, a lookup, the checks
+            outcome: TokenInfo | Rejection = policy.check(entry.info, request) or entry.info
+        else:
+            outcome = self._authenticate(request)
         if isinstance(outcome, Rejection):
             logger.debug("rejected %s %s: %s", request.method, request.path, outcome.status)
-            return answer_wsgi(outcome, self.policy.realm, start_response)
+            return answer_wsgi(outcome, policy.realm, start_response)
         environ[ENVIRON_KEY] = outcome
         environ["AUTH_TYPE"] = "Bearer"
         identity = outcome.identity
