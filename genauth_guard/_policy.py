@@ -233,7 +233,7 @@ class GuardPolicy:
                 ),
                 request,
             )
-        needed = self.needed_scopes(request)
+        needed = self.needed_scopes(request) if self.rules else self.required_scopes
         if needed and not satisfied(info.scopes, needed, "all", self.scope_strategy):
             return self.refusal(insufficient_scope(tuple(needed)), request, needed)
         return None

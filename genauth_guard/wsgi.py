@@ -88,27 +88,38 @@ class GenAuthGuardWSGI:
                 return answer_wsgi_document(document, start_response)
         if policy.excludes and policy.is_excluded(request.path):
             return self.app(environ, start_response)
-        entry = None
         cached = self._cached
-        if cached is not None:
+        if cached is not None:  # the cached path: one scan, a digest, a lookup, the checks
             raw = plain_bearer_wsgi(environ.get("HTTP_AUTHORIZATION"), environ.get("QUERY_STRING"))
-            if raw is not None:
-                entry = cached(raw)
-        if entry is not None:  # the cached path: one scan, a digest, a lookup, the checks
-            outcome: TokenInfo | Rejection = policy.check(entry.info, request) or entry.info
-        else:
-            outcome = self._authenticate(request)
+            entry = None if raw is None else cached(raw)
+            if entry is not None:
+                info = entry.info
+                rejection = policy.check(info, request)
+                if rejection is None:
+                    return self._accept(info, environ, start_response)
+                return self._refuse(rejection, request, start_response)
+        outcome = self._authenticate(request)
         if isinstance(outcome, Rejection):
-            logger.debug("rejected %s %s: %s", request.method, request.path, outcome.status)
-            return answer_wsgi(outcome, policy.realm, start_response)
-        environ[ENVIRON_KEY] = outcome
+            return self._refuse(outcome, request, start_response)
+        return self._accept(outcome, environ, start_response)
+
+    def _accept(
+        self, info: TokenInfo, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        environ[ENVIRON_KEY] = info
         environ["AUTH_TYPE"] = "Bearer"
-        identity = outcome.identity
+        identity = info.identity
         if identity:
             environ["REMOTE_USER"] = identity
         else:  # never leave a REMOTE_USER the server set for someone else
             environ.pop("REMOTE_USER", None)
         return self.app(environ, start_response)
+
+    def _refuse(
+        self, rejection: Rejection, request: WsgiRequest, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        logger.debug("rejected %s %s: %s", request.method, request.path, rejection.status)
+        return answer_wsgi(rejection, self.policy.realm, start_response)
 
     def _authenticate(self, request: WsgiRequest) -> TokenInfo | Rejection:
         token = self.policy.token_of(request)
