@@ -136,6 +136,7 @@ class GuardPolicy:
         self.retry_after = retry_after
         self.scope_strategy = check_strategy(scope_strategy)
         self.rules = ScopeRules(rules)
+        self._per_route = bool(self.rules)  # checked on every request: a plain attribute
         self.resource = (
             None
             if protected_resource is None
@@ -233,7 +234,7 @@ class GuardPolicy:
                 ),
                 request,
             )
-        needed = self.needed_scopes(request) if self.rules else self.required_scopes
+        needed = self.needed_scopes(request) if self._per_route else self.required_scopes
         if needed and not satisfied(info.scopes, needed, "all", self.scope_strategy):
             return self.refusal(insufficient_scope(tuple(needed)), request, needed)
         return None
