@@ -29,6 +29,9 @@ import sys
 import time
 import tracemalloc
 
+# This checkout's package, not the one a shared venv may have installed from elsewhere.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 import httpx
 
 from genauth_guard import Introspector

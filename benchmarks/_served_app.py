@@ -15,6 +15,9 @@ import socket
 import sys
 import threading
 
+# This checkout's package, not the one a shared venv may have installed from elsewhere.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 import uvicorn
 from _apps import starlette_app
 

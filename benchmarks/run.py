@@ -25,7 +25,7 @@ import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.util import find_spec
 from typing import Any
 
@@ -44,6 +44,7 @@ from _apps import (
 from _miss import section_coldstart, section_miss, section_sync
 from _rows import Row, ratio_row
 from _support import (
+    CLOCKS,
     HERE,
     SCOPES,
     DevAuthServer,
@@ -77,9 +78,20 @@ class Settings:
     sync_ops: dict[int, int]  # threads -> introspections per measurement
     memory_entries: int
     loadgen: str
+    clock: str = "wall"  # the in-process rows' clock (CLOCKS)
 
     @classmethod
-    def make(cls, quick: bool, loadgen: str) -> Settings:
+    def make(
+        cls, quick: bool, loadgen: str, clock: str = "wall", rounds: int | None = None
+    ) -> Settings:
+        settings = cls._sized(quick, loadgen)
+        return replace(settings, clock=clock, rounds=rounds or settings.rounds)
+
+    def timer(self) -> Callable[[], float]:
+        return CLOCKS[self.clock]
+
+    @classmethod
+    def _sized(cls, quick: bool, loadgen: str) -> Settings:
         if quick:
             return cls(
                 True,
@@ -137,7 +149,9 @@ async def _asgi(settings: Settings, server: Any, token: str) -> list[Row]:
         calls_before = server.introspection_calls
 
         def measure(app: Any) -> Callable[[], Awaitable[float]]:
-            return lambda: rate_async(lambda: app(dict(scope), receive, discard), settings.seconds)
+            return lambda: rate_async(
+                lambda: app(dict(scope), receive, discard), settings.seconds, clock=settings.timer()
+            )
 
         await measure(bare)()  # warm-up
         await measure(guarded)()
@@ -175,7 +189,9 @@ def section_wsgi(settings: Settings) -> list[Row]:
             calls_before = server.introspection_calls
 
             def measure(app: Any) -> Callable[[], float]:
-                return lambda: rate(lambda: call_wsgi(app, environ), settings.seconds)
+                return lambda: rate(
+                    lambda: call_wsgi(app, environ), settings.seconds, clock=settings.timer()
+                )
 
             measure(bare)()  # warm-up
             measure(guarded)()
@@ -518,8 +534,16 @@ def main() -> None:
         default="auto",
         help="load generator of the served rows (auto: wrk if installed, else Python)",
     )
+    parser.add_argument(
+        "--clock",
+        choices=tuple(CLOCKS),
+        default="wall",
+        help="clock of the in-process rows (cpu: the measuring thread's CPU time, for a "
+        "machine other processes share)",
+    )
+    parser.add_argument("--rounds", type=int, help="interleaved rounds per row (7; --quick: 3)")
     args = parser.parse_args()
-    settings = Settings.make(args.quick, args.loadgen)
+    settings = Settings.make(args.quick, args.loadgen, args.clock, args.rounds)
     if settings.loadgen == "wrk" and not shutil.which("wrk"):
         parser.error("--loadgen wrk: wrk is not installed (apt-get install wrk)")
     sections = args.only or list(SECTIONS)
@@ -532,6 +556,7 @@ def main() -> None:
     run = (
         f"Run: {'--quick' if settings.quick else 'full'}, {settings.rounds} interleaved rounds "
         f"per row, medians; in-process measurements {settings.seconds} s each"
+        + (" of the thread's CPU time" if settings.clock == "cpu" else "")
     )
     if "served" in sections:
         run += f"; load generator: {loadgen_description(settings)}"

@@ -14,6 +14,7 @@ from ._redis_cache import RedisCache
 from ._resilience import CircuitBreaker, RetryPolicy
 from ._scopes import get_token_info, require_scopes
 from ._shared import SharedCache
+from ._stats import IntrospectorStats
 from ._sync_introspector import SyncIntrospector
 from ._token_info import TokenInfo
 from ._validation import ClaimRules
@@ -33,7 +34,8 @@ from .errors import (
 )
 
 if _typing.TYPE_CHECKING:
-    from ._middleware import GenAuthGuard, TokenUser
+    from ._middleware import GenAuthGuard
+    from ._starlette_user import TokenUser
 
 _STARLETTE_NAMES = frozenset({"GenAuthGuard", "TokenUser"})
 
@@ -58,6 +60,7 @@ __all__ = [
     "IntrospectionError",
     "IntrospectionRequestRejected",
     "Introspector",
+    "IntrospectorStats",
     "InvalidIntrospectionResponse",
     "InvalidRequest",
     "RedisCache",

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Self, Unpack
 
 import httpx
 
 from ._bearer import check_token
-from ._cache import TokenCache
+from ._cache import CachedAnswer, TokenCache
 from ._client_auth import check_auth_method, client_authentication
 from ._credentials import ClientCredentials
 from ._environment import settings_from_env
@@ -30,6 +30,8 @@ from ._options import DEFAULTS, PARTS, IntrospectorOptions, TuningOptions
 from ._resilience import CircuitBreaker, RetryPolicy
 from ._settings import ClientSettings, check_endpoint_url, non_negative, positive_int
 from ._shared import CacheKeys, check_shared_cache
+from ._stats import Counters, IntrospectorStats
+from ._telemetry import Tracing
 from ._token_info import TokenInfo
 from ._validation import ClaimRules
 from .discovery import ServerMetadata, discovered_settings, fetch_metadata
@@ -218,6 +220,7 @@ class IntrospectorBase:
             if self.shared_cache is None
             else self.shared_cache.cache_keys(*bound_to)
         )
+        self._counters = Counters()
         self.flow = IntrospectionFlow(
             FlowSettings(
                 introspection_endpoint=self.introspection_endpoint,
@@ -241,6 +244,12 @@ class IntrospectorBase:
             breaker=self.breaker,
             rules=rules,
             jwks=self.jwks,
+            counters=self._counters,
+            tracing=Tracing(
+                o["tracer_provider"],
+                introspection_endpoint=self.introspection_endpoint,
+                revocation_endpoint=self.revocation_endpoint,
+            ),
         )
         self.retry = retry
         self.rules = rules
@@ -285,11 +294,41 @@ class IntrospectorBase:
         """
         if not isinstance(token, str) or not token:
             raise TypeError("introspect() takes the access token as a non-empty str")
-        key = self.keys.token(token)
+        try:
+            key = self.keys.token(token)
+        except UnicodeEncodeError:  # lone surrogates: no token, and no digest either
+            check_token(token, self.max_token_length)
+            raise
         cached = self.cache.get(key)
         if cached is None:
             check_token(token, self.max_token_length)
+        else:
+            self._counters.hits += 1
         return key, cached
+
+    def _cached_path(self) -> Callable[[bytes], CachedAnswer | None]:
+        """The guards' lookup of a cached answer by the token's raw bytes (``TokenCache.finder``).
+
+        The token is not checked first, and needs not be: only a token that
+        passed ``check_token`` (and ``max_token_length``) was ever asked
+        about, hence stored, and no other bytes can have its digest. A
+        ``None`` sends the request the long way (``introspect``), which
+        decides the rest: malformed tokens, inactive answers, misses.
+        """
+        prefix, secret = self.keys.token_digest()
+        return self.cache.finder(prefix, secret, self._counters, self.max_token_length)
+
+    def _in_flight(self) -> int:
+        """Introspections running now (the drivers know their flights)."""
+        return 0
+
+    def stats(self) -> IntrospectorStats:
+        """What this introspector has done since it was made (``IntrospectorStats``).
+
+        Cheap to take (a copy of a few counters and the cache's size) and
+        safe from any thread; scrape it as often as you like.
+        """
+        return self._counters.snapshot(cache_size=len(self.cache), in_flight=self._in_flight())
 
     def clear(self) -> None:
         """Forget every locally cached answer."""

@@ -35,7 +35,6 @@ from ._client_auth import ClientAuthentication
 from ._jwks import Fetch, JwksCache
 from ._logging import FailureLog, profile_failed, stale_served, token_rejected
 from ._protocol import (
-    check_revocation_response,
     parse_introspection_response,
     parse_userinfo_response,
     token_request,
@@ -44,17 +43,18 @@ from ._protocol import (
     userinfo_request,
 )
 from ._resilience import CircuitBreaker, RetryPolicy, is_connection_failure, too_busy
+from ._revocation import revocation
 from ._shared import LOCK_MARGIN_SECONDS, CacheKeys
 from ._shared_flow import RecentInvalidations, SharedLevel
+from ._stats import Counters
 from ._steps import Answer, Exchange, Flow, TakeSlot, Wait
+from ._telemetry import NoSpan, Tracing, traced
 from ._token_info import TokenInfo
 from ._validation import ClaimRules
 from .errors import (
     AuthorizationServerUnavailable,
-    ConfigurationError,
     IntrospectionError,
     InvalidIntrospectionResponse,
-    RevocationError,
 )
 
 if TYPE_CHECKING:
@@ -88,7 +88,8 @@ class IntrospectionFlow:
     digests), ``shared`` (whether a second level is there), ``retry``,
     ``breaker`` and ``rules`` are the components the introspector was built
     with; ``jwks`` the server's signing keys when answers are signed JWTs
-    (RFC 9701); the flow holds the decisions between them.
+    (RFC 9701); the flow holds the decisions between them. ``counters`` are
+    the introspector's (``stats()``), ``tracing`` its spans.
     """
 
     def __init__(
@@ -102,9 +103,13 @@ class IntrospectionFlow:
         breaker: CircuitBreaker,
         rules: ClaimRules,
         jwks: JwksCache | None = None,
+        counters: Counters | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         if (jwks is None) != (settings.jwt_response_issuer is None):
             raise ValueError("signed answers need both a JWKS and an issuer")
+        self.counters = Counters() if counters is None else counters
+        self.tracing = tracing or Tracing(introspection_endpoint=settings.introspection_endpoint)
         self.jwks = jwks
         self.settings = settings
         self.cache = cache
@@ -133,15 +138,31 @@ class IntrospectionFlow:
     # ------------------------------------------------------------ introspection
 
     def introspection(self, key: bytes, token: str) -> Flow:
-        """The answer for ``token`` (whose local cache lookup missed), or ``IntrospectionError``."""
+        """The answer for ``token`` (whose local cache lookup missed), or ``IntrospectionError``.
+
+        Counted as a miss, and traced as one span (``_telemetry``).
+        """
+        self.counters.misses += 1
+        span = self.tracing.introspection()
+        sequence = self._introspection(key, token, span)
+        return (yield from traced(span, sequence, _outcome))
+
+    def _introspection(self, key: bytes, token: str, span: NoSpan) -> Flow:
         started = time.monotonic()
         handle: str | None = None
         if self.shared is not None:
             found, handle = yield from self.shared.answer(key, started)
             if found is not None:
+                self.counters.shared_hits += 1
+                span.set("genauth_guard.cache_level", "shared")
                 return found
+        span.set("genauth_guard.cache_level", "miss")
         try:
-            self.breaker.check()
+            try:
+                self.breaker.check()
+            except IntrospectionError:
+                self.counters.shed += 1
+                raise
             try:
                 taken = yield TakeSlot(self.settings.queue_timeout)
             except BaseException:
@@ -149,11 +170,12 @@ class IntrospectionFlow:
                 raise
             if not taken:
                 self.breaker.release()
+                self.counters.shed += 1
                 raise too_busy(
                     self.settings.max_concurrent_introspections, self.settings.queue_timeout
                 )
             try:
-                answer, info = yield from self._attempts(key, token)
+                answer, info = yield from self._attempts(key, token, span)
                 if info.active and self.settings.userinfo_endpoint is not None:
                     info = yield from self._with_profile(key, token, info)
                     if info.userinfo is not None:  # shared with the answer, fetched once
@@ -165,12 +187,12 @@ class IntrospectionFlow:
         except IntrospectionError as error:
             if self.shared is not None:
                 yield from self.shared.release(key, handle)
-            return self._give_up(key, error)
+            return self._give_up(key, error, span)
         self.failures.success()
         yield from self.store(key, answer, info, started, handle)
         return info
 
-    def _attempts(self, key: bytes, token: str) -> Flow:
+    def _attempts(self, key: bytes, token: str, span: NoSpan) -> Flow:
         """Ask until an answer, or until the retry policy gives up (raises the failure).
 
         Returns the server's answer and the answer after this introspector's
@@ -178,7 +200,9 @@ class IntrospectionFlow:
         applies its own rules.
         """
         attempt = 1
+        counters = self.counters
         while True:
+            span.set("genauth_guard.attempts", attempt)
             try:
                 request = token_request(
                     self.settings.introspection_endpoint,
@@ -187,12 +211,20 @@ class IntrospectionFlow:
                     self.settings.token_type_hint,
                     accept=jwt_response.MEDIA_TYPE if self.jwks is not None else "application/json",
                 )
-                answer: Answer = yield Exchange(request)
+                counters.calls += 1
+                sent = time.perf_counter()
+                try:
+                    with span.current():  # an instrumented HTTP client's span nests under it
+                        answer: Answer = yield Exchange(request)
+                finally:
+                    counters.call_seconds_sum += time.perf_counter() - sent
+                span.set("http.response.status_code", answer.status)
                 return (yield from self._read(key, answer))
             except Exception as exc:  # every failure of one attempt is judged, none escapes
                 error, delay = self._judge(key, exc, attempt)
             if delay is None:
                 raise error
+            counters.retries += 1
             yield Wait(delay)
             attempt += 1
 
@@ -248,6 +280,8 @@ class IntrospectionFlow:
         info, broken_rule = self.rules.apply(info)
         if broken_rule is not None:
             token_rejected(key_hint(key), broken_rule)
+        if not info.active:
+            self.counters.inactive += 1
         return info
 
     def _server_answer(
@@ -317,19 +351,23 @@ class IntrospectionFlow:
             self.failures.retrying(str(error), key_hint(key), attempt, delay)
         return error, delay
 
-    def _give_up(self, key: bytes, error: IntrospectionError) -> TokenInfo:
+    def _give_up(self, key: bytes, error: IntrospectionError, span: NoSpan) -> TokenInfo:
         """Log the failure; return a stale answer if allowed and there is one, else raise.
 
         Stale answers stand in only while the server is unavailable or
         talking nonsense, never when it refused us (4xx): that needs fixing.
         """
         self.failures.failure(str(error), key_hint(key), error.reason)
+        self.counters.failed(error.reason)
         if self.settings.serve_stale_on_error and isinstance(
             error, AuthorizationServerUnavailable | InvalidIntrospectionResponse
         ):
             stale = self.cache.get_stale(key)
             if stale is not None:
                 stale_served(key_hint(key))
+                self.counters.stale_served += 1
+                span.set("genauth_guard.cache_level", "stale")
+                span.set("genauth_guard.failure_reason", error.reason)
                 return stale
         raise error
 
@@ -390,22 +428,9 @@ class IntrospectionFlow:
 
     def revocation(self, key: bytes, token: str, token_type_hint: str | None) -> Flow:
         """Revoke ``token``; ``RevocationError`` unless the server confirmed, then forget it."""
-        endpoint = self.settings.revocation_endpoint
-        if endpoint is None:
-            raise ConfigurationError(
-                "revoke() needs a revocation endpoint: pass revocation_endpoint= to the "
-                "constructor, or build the introspector with from_genauth() or "
-                "from_discovery(), which know it."
-            )
-        request = token_request(endpoint, self.settings.revocation_auth, token, token_type_hint)
-        try:
-            answer: Answer = yield Exchange(request)
-        except Exception as exc:
-            error = (
-                exc
-                if isinstance(exc, IntrospectionError)
-                else transport_error("revocation", endpoint, exc)
-            )
-            raise RevocationError(f"The token may not be revoked: {error}") from None
-        check_revocation_response(answer.status, answer.headers, answer.body)
+        yield from revocation(self.settings, self.counters, self.tracing, token, token_type_hint)
         yield from self.forget(key)
+
+
+def _outcome(info: TokenInfo) -> str:
+    return "active" if info.active else "inactive"

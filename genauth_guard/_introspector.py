@@ -49,6 +49,7 @@ from ._steps import (
 )
 from ._token_info import TokenInfo
 from ._transport import Transport, default_choice, given_client
+from ._verifier import plain_introspect
 
 
 class Introspector(IntrospectorBase):
@@ -107,6 +108,7 @@ class Introspector(IntrospectorBase):
         """
         return self._shared
 
+    @plain_introspect
     async def introspect(self, token: str) -> TokenInfo:
         """What the authorization server says about ``token`` (maybe from the cache).
 
@@ -122,6 +124,8 @@ class Introspector(IntrospectorBase):
             task = asyncio.ensure_future(self._run(self.flow.introspection(key, token)))
             self._inflight[key] = task
             task.add_done_callback(self._forget_flight(key))
+        else:
+            self._counters.coalesced += 1
         return await asyncio.shield(task)
 
     async def invalidate(self, token: str) -> None:
@@ -271,6 +275,9 @@ class Introspector(IntrospectorBase):
         async with asyncio.timeout(self.timeout):
             transport = self._transport or self._new_transport()
             return await transport.exchange(request, self.max_response_bytes)
+
+    def _in_flight(self) -> int:
+        return len(self._inflight)
 
     # ------------------------------------------------------------ the client and the loop
 

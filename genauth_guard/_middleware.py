@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Unpack
 
-from starlette.authentication import AuthCredentials, BaseUser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ._bearer import plain_bearer_asgi
 from ._challenge import Rejection
 from ._logging import logger
 from ._policy import GuardOptions, GuardPolicy, verifier_settings
@@ -25,40 +25,12 @@ from ._request_view import (
 )
 from ._responses import send_asgi, send_asgi_document
 from ._sender import Presented
+from ._starlette_user import TokenUser
 from ._token_info import TokenInfo
-from ._verifier import TokenVerifier, check_async_verifier
+from ._verifier import TokenVerifier, cached_path, check_async_verifier
 from .errors import IntrospectionError
 
 request_path = asgi_path  # the path the guard matches exclude_paths against
-
-
-class TokenUser(BaseUser):
-    """The Starlette user of an accepted request: who the token speaks for.
-
-    ``identity`` is the token's ``sub``, else its ``username``, else ``""``:
-    a client acting for itself has no user identity (``token_info.client_id``
-    names the client).
-    """
-
-    __slots__ = ("token_info",)
-
-    def __init__(self, token_info: TokenInfo) -> None:
-        self.token_info = token_info
-
-    @property
-    def is_authenticated(self) -> bool:
-        return True
-
-    @property
-    def display_name(self) -> str:
-        return self.token_info.username or self.identity
-
-    @property
-    def identity(self) -> str:
-        return self.token_info.identity or ""
-
-    def __repr__(self) -> str:
-        return f"TokenUser(identity={self.identity!r})"
 
 
 class GenAuthGuard:
@@ -85,9 +57,14 @@ class GenAuthGuard:
         self.app = app
         self.introspector = check_async_verifier(introspector)
         self.policy = GuardPolicy(**verifier_settings(introspector), **options)
+        # The cached path serves plain Bearer requests; under dpop="required" a
+        # Bearer request is refused, so every request takes the long way.
+        self._cached = None if self.policy.sender.mode == "required" else cached_path(introspector)
+        self._bearer_offer = self.policy.offers[Presented("").scheme]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
         # Even on excluded paths: a route's own 401/403 answers like this guard.
@@ -99,25 +76,49 @@ class GenAuthGuard:
         else:
             scope[RESOURCE_METADATA_KEY] = policy.resource_metadata
         request = AsgiRequest(scope)
-        if scope["type"] == "http" and policy.resource is not None:
+        if kind == "http" and policy.resource is not None:
             document = policy.document(request)
             if document is not None:
                 await send_asgi_document(document, send)
                 return
-        if policy.is_excluded(request.path):
+        if policy.excludes and policy.is_excluded(request.path):
             await self.app(scope, receive, send)
             return
+        cached = self._cached
+        if cached is not None:  # the cached path: one scan, a digest, a lookup, the checks
+            raw = plain_bearer_asgi(scope["headers"], scope.get("query_string", b""))
+            entry = None if raw is None else cached(raw)
+            if entry is not None:
+                user = entry.memo
+                if user is None:  # the answer's first request: its user, made once
+                    user = entry.memo = TokenUser(entry.info)
+                # A hit proves the bytes a well-formed bearer token: presented as Bearer.
+                presented = Presented(raw.decode("ascii"))  # type: ignore[union-attr]
+                rejection = policy.check(user.token_info, request, presented)
+                if rejection is None:
+                    scope[SCOPE_KEY] = user.token_info
+                    scope[OFFER_KEY] = self._bearer_offer
+                    scope["user"] = user
+                    scope["auth"] = user.credentials
+                    await self.app(scope, receive, send)
+                    return
+                await self._refuse(rejection, scope, send)
+                return
         outcome = await self._authenticate(request)
         if isinstance(outcome, Rejection):
-            logger.debug("rejected %s %s: %s", scope["type"], scope["path"], outcome.status)
-            await send_asgi(outcome, self.policy.realm, scope["type"], send)
+            await self._refuse(outcome, scope, send)
             return
         info, presented = outcome
+        user = TokenUser(info)
         scope[SCOPE_KEY] = info
-        scope[OFFER_KEY] = self.policy.offers[presented.scheme]
-        scope["user"] = TokenUser(info)
-        scope["auth"] = AuthCredentials(sorted(info.scopes))
+        scope[OFFER_KEY] = policy.offers[presented.scheme]
+        scope["user"] = user
+        scope["auth"] = user.credentials
         await self.app(scope, receive, send)
+
+    async def _refuse(self, rejection: Rejection, scope: Scope, send: Send) -> None:
+        logger.debug("rejected %s %s: %s", scope["type"], scope["path"], rejection.status)
+        await send_asgi(rejection, self.policy.realm, scope["type"], send)
 
     async def _authenticate(self, request: AsgiRequest) -> tuple[TokenInfo, Presented] | Rejection:
         presented = self.policy.present(request)

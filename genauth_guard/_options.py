@@ -60,6 +60,7 @@ class TuningOptions(TypedDict, total=False):
     jwt_response: bool  # RFC 9701: ask for, and accept only, signed JWT answers
     jwks_uri: str | None  # the server's keys for jwt_response (discovery/GenAuth fill it)
     jwt_response_issuer: str | None  # the iss signed answers must carry (default: the issuer)
+    tracer_provider: Any  # OpenTelemetry TracerProvider for spans; None: the global one
     # The parts themselves (instead of their flat keywords above):
     cache: TokenCache
     shared_cache: SharedCache | None  # a second level several processes share (RedisCache)
@@ -117,6 +118,7 @@ DEFAULTS: Final[dict[str, Any]] = {
     "jwt_response": False,
     "jwks_uri": None,
     "jwt_response_issuer": None,
+    "tracer_provider": None,
     "cache": None,
     "shared_cache": None,
     "retry": None,

@@ -178,6 +178,8 @@ class GuardPolicy:
                 exact.add(path)
         self.exact_paths = frozenset(exact)
         self.path_prefixes = tuple(prefixes)
+        self.excludes = bool(exact or prefixes)
+        """False when no path is excluded: the guards skip working out the path."""
         self.required_scopes = scope_set(required_scopes, "required_scopes")
         try:
             self.realm = check_realm(realm)
@@ -188,6 +190,7 @@ class GuardPolicy:
         self.retry_after = retry_after
         self.scope_strategy = check_strategy(scope_strategy)
         self.rules = ScopeRules(rules)
+        self._per_route = bool(self.rules)  # checked on every request: a plain attribute
         self.resource = (
             None
             if protected_resource is None
@@ -350,7 +353,7 @@ class GuardPolicy:
         rejection = self.sender.binding(info, request, presented) or self.sender.remember(presented)
         if rejection is not None:
             return self.refusal(rejection, request, scheme=scheme)
-        needed = self.needed_scopes(request)
+        needed = self.needed_scopes(request) if self._per_route else self.required_scopes
         if needed and not satisfied(info.scopes, needed, "all", self.scope_strategy):
             return self.refusal(insufficient_scope(tuple(needed)), request, needed, scheme=scheme)
         return None

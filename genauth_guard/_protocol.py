@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from ._claims import compact_claims, scope_set, shared_tuple
 from ._client_auth import ClientAuthentication
 from ._token_info import INACTIVE, TokenInfo
 from .errors import (
@@ -286,20 +287,26 @@ def claims_answer(data: Mapping[str, Any]) -> TokenInfo:
     if not active:
         return INACTIVE
     _check_confirmation(data)  # read back from a shared cache too: a binding survives intact
+    claims = compact_claims(data)  # names and common values shared (``_claims``)
+    scope = claims.get("scope")
     return TokenInfo(
         active=True,
-        sub=_optional_str(data, "sub"),
-        scopes=frozenset(_string_list(data, "scope", split=True)),
-        client_id=_optional_str(data, "client_id"),
-        username=_optional_str(data, "username"),
-        token_type=_optional_str(data, "token_type"),
-        exp=_numeric_date(data, "exp"),
-        iat=_numeric_date(data, "iat"),
-        nbf=_numeric_date(data, "nbf", round_up=True),
-        aud=_string_list(data, "aud", split=False),
-        iss=_optional_str(data, "iss"),
-        jti=_optional_str(data, "jti"),
-        claims=MappingProxyType(dict(data)),
+        sub=_optional_str(claims, "sub"),
+        scopes=(
+            scope_set(scope)
+            if type(scope) is str
+            else frozenset(_string_list(claims, "scope", split=True))
+        ),
+        client_id=_optional_str(claims, "client_id"),
+        username=_optional_str(claims, "username"),
+        token_type=_optional_str(claims, "token_type"),
+        exp=_numeric_date(claims, "exp"),
+        iat=_numeric_date(claims, "iat"),
+        nbf=_numeric_date(claims, "nbf", round_up=True),
+        aud=shared_tuple(_string_list(claims, "aud", split=False)),
+        iss=_optional_str(claims, "iss"),
+        jti=_optional_str(claims, "jti"),
+        claims=claims,
     )
 
 

@@ -52,6 +52,14 @@ class CacheKeys:
             return cache_key(self._token_ns, token)
         return hmac.digest(self._secret, self._token_ns + token.encode(), "sha256")
 
+    def token_digest(self) -> tuple[bytes, bytes | None]:
+        """What ``token`` digests: its namespace and the key secret (``None``: plain SHA-256).
+
+        For the guards' cached path (``TokenCache.finder``), which digests a
+        request's raw token bytes exactly as ``token`` digests the token.
+        """
+        return self._token_ns, self._secret
+
     def subject(self, identity: str) -> bytes:
         """The digest answers of the user ``identity`` are indexed by."""
         if self._secret is None:

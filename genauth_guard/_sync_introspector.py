@@ -44,6 +44,7 @@ from ._steps import (
     Wait,
 )
 from ._token_info import TokenInfo
+from ._verifier import plain_introspect
 
 
 class SyncIntrospector(IntrospectorBase):
@@ -98,6 +99,7 @@ class SyncIntrospector(IntrospectorBase):
         """
         return self._shared
 
+    @plain_introspect
     def introspect(self, token: str) -> TokenInfo:
         """What the authorization server says about ``token`` (maybe from the cache).
 
@@ -118,9 +120,11 @@ class SyncIntrospector(IntrospectorBase):
                 # cached its answer before leaving: take it instead of asking again.
                 cached = self.cache.get(key)
                 if cached is not None:
+                    self._counters.hits += 1
                     return cached
                 flight = self._inflight[key] = Future()
         if not leader:
+            self._counters.coalesced += 1
             return flight.result()
         try:
             info: TokenInfo = self._run(self.flow.introspection(key, token))
@@ -170,6 +174,9 @@ class SyncIntrospector(IntrospectorBase):
         if flight is not None:
             wait_for_flights([flight], timeout=self.timeout)
             self._run(self.flow.forget(key))
+
+    def _in_flight(self) -> int:
+        return len(self._inflight)
 
     # ------------------------------------------------------------ running a flow
 

@@ -6,17 +6,26 @@ adds metrics. ``GenAuthGuard`` needs ``async def introspect``,
 ``GenAuthGuardWSGI`` a plain ``def introspect``; both are checked when the
 guard is built, so a wrong driver is a ``ConfigurationError`` at start-up,
 not a 500 on every request.
+
+For this package's own introspectors, unchanged, ``cached_path`` hands the
+guards a lock-free lookup of cached answers to try before ``introspect``:
+a cached request then costs a digest and a dict read, not a coroutine.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-from typing import Protocol, TypedDict, runtime_checkable
+from collections.abc import Callable
+from typing import Any, Protocol, TypedDict, TypeVar, runtime_checkable
 
+from ._base import IntrospectorBase
 from ._bearer import DEFAULT_MAX_TOKEN_LENGTH
+from ._cache import CachedAnswer, TokenCache
 from ._token_info import TokenInfo
 from .errors import ConfigurationError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @runtime_checkable
@@ -105,3 +114,33 @@ def verifier_settings(verifier: object) -> VerifierSettings:
         shared_cache=getattr(verifier, "shared_cache", None),
         asynchronous=inspect.iscoroutinefunction(getattr(verifier, "introspect", None)),
     )
+
+
+# ---------------------------------------------------------------- the cached path
+
+CachedPath = Callable[[bytes], CachedAnswer | None]
+"""A verifier's cached lookup by the token's raw bytes (``IntrospectorBase._cached``)."""
+
+_PLAIN_INTROSPECT: set[object] = set()
+
+
+def plain_introspect(function: F) -> F:
+    """Mark a driver's own ``introspect``: unchanged, it lets the guards take the cached path."""
+    _PLAIN_INTROSPECT.add(function)
+    return function
+
+
+def cached_path(verifier: object) -> CachedPath | None:
+    """The lock-free cached lookup the guards try first, or ``None`` for the long way only.
+
+    Only for this package's introspectors as they are: a subclass that
+    overrides ``introspect``, or a cache that is not a plain ``TokenCache``,
+    must see every request, so the guards call ``introspect`` for each.
+    """
+    if not isinstance(verifier, IntrospectorBase):
+        return None
+    cache_type = type(verifier.cache)
+    plain_cache = cache_type.get is TokenCache.get and cache_type.fresh is TokenCache.fresh
+    if type(verifier).introspect not in _PLAIN_INTROSPECT or not plain_cache:  # type: ignore[attr-defined]
+        return None
+    return verifier._cached_path()

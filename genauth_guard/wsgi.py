@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Unpack
 
+from ._bearer import plain_bearer_wsgi
 from ._challenge import Rejection
 from ._logging import logger
 from ._policy import GuardOptions, GuardPolicy, verifier_settings
@@ -27,7 +28,7 @@ from ._request_view import (
 from ._responses import answer_wsgi, answer_wsgi_document
 from ._sender import Presented
 from ._token_info import TokenInfo
-from ._verifier import SyncTokenVerifier, check_sync_verifier
+from ._verifier import SyncTokenVerifier, cached_path, check_sync_verifier
 from .errors import IntrospectionError
 
 if TYPE_CHECKING:
@@ -68,6 +69,9 @@ class GenAuthGuardWSGI:
         self.app = app
         self.introspector = check_sync_verifier(introspector)
         self.policy = GuardPolicy(**verifier_settings(introspector), **options)
+        # The cached path serves plain Bearer requests; under dpop="required" a
+        # Bearer request is refused, so every request takes the long way.
+        self._cached = None if self.policy.sender.mode == "required" else cached_path(introspector)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = WsgiRequest(environ)
@@ -82,13 +86,31 @@ class GenAuthGuardWSGI:
             document = policy.document(request)
             if document is not None:
                 return answer_wsgi_document(document, start_response)
-        if policy.is_excluded(request.path):
+        if policy.excludes and policy.is_excluded(request.path):
             return self.app(environ, start_response)
+        cached = self._cached
+        if cached is not None:  # the cached path: one scan, a digest, a lookup, the checks
+            raw = plain_bearer_wsgi(environ.get("HTTP_AUTHORIZATION"), environ.get("QUERY_STRING"))
+            entry = None if raw is None else cached(raw)
+            if entry is not None:
+                # A hit proves the bytes a well-formed bearer token: presented as Bearer.
+                presented = Presented(raw.decode("ascii"))  # type: ignore[union-attr]
+                rejection = policy.check(entry.info, request, presented)
+                if rejection is not None:
+                    return self._refuse(rejection, request, start_response)
+                return self._accept(entry.info, presented, environ, start_response)
         outcome = self._authenticate(request)
         if isinstance(outcome, Rejection):
-            logger.debug("rejected %s %s: %s", request.method, request.path, outcome.status)
-            return answer_wsgi(outcome, self.policy.realm, start_response)
-        info, presented = outcome
+            return self._refuse(outcome, request, start_response)
+        return self._accept(*outcome, environ, start_response)
+
+    def _accept(
+        self,
+        info: TokenInfo,
+        presented: Presented,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+    ) -> Iterable[bytes]:
         environ[ENVIRON_KEY] = info
         environ[OFFER_KEY] = self.policy.offers[presented.scheme]
         environ["AUTH_TYPE"] = presented.scheme
@@ -98,6 +120,12 @@ class GenAuthGuardWSGI:
         else:  # never leave a REMOTE_USER the server set for someone else
             environ.pop("REMOTE_USER", None)
         return self.app(environ, start_response)
+
+    def _refuse(
+        self, rejection: Rejection, request: WsgiRequest, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        logger.debug("rejected %s %s: %s", request.method, request.path, rejection.status)
+        return answer_wsgi(rejection, self.policy.realm, start_response)
 
     def _authenticate(self, request: WsgiRequest) -> tuple[TokenInfo, Presented] | Rejection:
         presented = self.policy.present(request)
