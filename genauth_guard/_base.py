@@ -23,7 +23,8 @@ from ._cache import CachedAnswer, TokenCache
 from ._client_auth import check_auth_method, client_authentication
 from ._credentials import ClientCredentials
 from ._environment import settings_from_env
-from ._flow import FlowSettings, IntrospectionFlow
+from ._flow import IntrospectionFlow
+from ._flow_settings import FlowSettings
 from ._genauth import DEFAULT_AUTH_METHOD, DEFAULT_PROTOCOL, genauth_endpoints, genauth_settings
 from ._jwt_response import signed_answers
 from ._options import DEFAULTS, PARTS, IntrospectorOptions, TuningOptions

@@ -24,14 +24,14 @@ path, which must cost a digest and a lookup, not a generator.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import httpx
 
 from . import _jwt_response as jwt_response
 from ._cache import TokenCache, key_hint
-from ._client_auth import ClientAuthentication
+from ._flow_settings import FlowSettings
 from ._jwks import Fetch, JwksCache
 from ._logging import FailureLog, profile_failed, stale_served, token_rejected
 from ._protocol import (
@@ -59,26 +59,6 @@ from .errors import (
 
 if TYPE_CHECKING:
     from ._jose import PublicKey
-
-
-@dataclass(frozen=True, slots=True)
-class FlowSettings:
-    """What one introspector's flows need besides its parts (all checked already)."""
-
-    introspection_endpoint: str
-    revocation_endpoint: str | None
-    auth: ClientAuthentication
-    revocation_auth: ClientAuthentication
-    token_type_hint: str | None
-    leeway: float
-    max_concurrent_introspections: int
-    queue_timeout: float
-    serve_stale_on_error: bool
-    timeout: float
-    userinfo_endpoint: str | None = None
-    require_userinfo: bool = False
-    jwt_response_issuer: str | None = None
-    """RFC 9701: the issuer signed answers must name; ``None``: plain JSON answers."""
 
 
 class IntrospectionFlow:

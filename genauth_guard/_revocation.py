@@ -19,7 +19,7 @@ from ._telemetry import NoSpan, Tracing, traced
 from .errors import ConfigurationError, IntrospectionError, RevocationError
 
 if TYPE_CHECKING:
-    from ._flow import FlowSettings
+    from ._flow_settings import FlowSettings
 
 
 def revocation(
