@@ -11,7 +11,6 @@ environment variables or a discovery document into the same options.
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, Self, Unpack
@@ -21,13 +20,18 @@ import httpx
 from ._bearer import check_token
 from ._cache import CachedAnswer, TokenCache
 from ._client_auth import check_auth_method, client_authentication
-from ._credentials import ClientCredentials
 from ._environment import settings_from_env
 from ._flow import IntrospectionFlow
 from ._flow_settings import FlowSettings
 from ._genauth import DEFAULT_AUTH_METHOD, DEFAULT_PROTOCOL, genauth_endpoints, genauth_settings
 from ._jwt_response import signed_answers
-from ._options import DEFAULTS, PARTS, IntrospectorOptions, TuningOptions
+from ._option_checks import (
+    check_signing_options_used,
+    checked_options,
+    credentials_from,
+    userinfo_endpoint_of,
+)
+from ._options import IntrospectorOptions, TuningOptions
 from ._resilience import CircuitBreaker, RetryPolicy
 from ._settings import ClientSettings, check_endpoint_url, non_negative, positive_int
 from ._shared import CacheKeys, check_shared_cache
@@ -37,81 +41,6 @@ from ._token_info import TokenInfo
 from ._validation import ClaimRules
 from .discovery import ServerMetadata, discovered_settings, fetch_metadata
 from .errors import ConfigurationError
-
-
-def _checked_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """``options`` over ``DEFAULTS``; a ``TypeError`` for a name no introspector takes."""
-    unknown = [name for name in options if name not in DEFAULTS and name != "client_id"]
-    if unknown:
-        name = unknown[0]
-        close = difflib.get_close_matches(name, list(DEFAULTS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise TypeError(f"unexpected keyword argument {name!r}{hint}")
-    for part, shortcuts in PARTS.items():
-        given = [name for name in shortcuts if name in options]
-        if options.get(part) is not None and given:
-            raise ConfigurationError(
-                f"pass either {part}= or its shortcut options ({', '.join(given)}), not both."
-            )
-    return {**DEFAULTS, **options}
-
-
-def _userinfo_endpoint(metadata: ServerMetadata) -> str:
-    """The discovery document's ``userinfo_endpoint`` (``from_discovery(userinfo=True)``)."""
-    endpoint = metadata.document.get("userinfo_endpoint")
-    if not isinstance(endpoint, str):
-        raise ConfigurationError(
-            f"userinfo=True, but the discovery document at {metadata.url} names no "
-            "userinfo_endpoint; pass userinfo_endpoint= yourself, or drop userinfo=True."
-        )
-    return endpoint
-
-
-def check_http_client(client: object, expected: type, driver: str, other: str) -> None:
-    """Refuse, at construction, an httpx client of the other driver's kind."""
-    if client is not None and not isinstance(client, expected):
-        raise ConfigurationError(
-            f"{driver} needs an {expected.__module__}.{expected.__name__} as http_client, not "
-            f"{type(client).__name__}; pass one, or give your client to {other}."
-        )
-
-
-def _optional_str(o: Mapping[str, Any], name: str) -> str | None:
-    value = o[name]
-    if value is not None and (not isinstance(value, str) or not value.strip()):
-        raise ConfigurationError(f"{name} must be a non-empty str, or None.")
-    return value
-
-
-def _credentials(o: Mapping[str, Any]) -> ClientCredentials:
-    """The client's credentials from the options, the signing ones included."""
-    return ClientCredentials(
-        o.get("client_id", ""),
-        o["client_secret"],
-        issuer=_optional_str(o, "authorization_server_issuer")
-        or _optional_str(o, "jwt_response_issuer"),
-        private_key=o["client_private_key"],
-        key_id=_optional_str(o, "client_key_id"),
-        assertion_alg=_optional_str(o, "client_assertion_alg"),
-        assertion_audience=_optional_str(o, "client_assertion_audience"),
-    )
-
-
-def _check_signing_options_used(o: Mapping[str, Any], methods: set[str]) -> None:
-    """A key or assertion option that no configured method uses is a mistake: say so."""
-    uses = {
-        "client_private_key": {"private_key_jwt"},
-        "client_key_id": {"private_key_jwt"},
-        "client_assertion_alg": {"private_key_jwt", "client_secret_jwt"},
-        "client_assertion_audience": {"private_key_jwt", "client_secret_jwt"},
-    }
-    for name, users in uses.items():
-        if o[name] is not None and not methods & users:
-            raise ConfigurationError(
-                f"{name} is set, but no auth method uses it: pass auth_method="
-                f"{sorted(users)[-1]!r} (GenAuth: introspection_endpoint_auth_method), or "
-                f"drop {name}."
-            )
 
 
 class IntrospectorBase:
@@ -126,13 +55,13 @@ class IntrospectorBase:
     """The discovery document the introspector was built from (``from_discovery``), if any."""
 
     def __init__(self, introspection_endpoint: str, **options: Unpack[IntrospectorOptions]) -> None:
-        o = _checked_options(options)
+        o = checked_options(options)
         insecure = bool(o["allow_insecure_http"])
         self.allow_insecure_http = insecure
         self.introspection_endpoint = check_endpoint_url(
             introspection_endpoint, "introspection_endpoint", allow_insecure_http=insecure
         )
-        credentials = _credentials(o)
+        credentials = credentials_from(o)
         self.auth = client_authentication(o["auth_method"], credentials)
         revocation = o["revocation_endpoint"]
         self.revocation_endpoint = (
@@ -155,7 +84,7 @@ class IntrospectorBase:
             else check_endpoint_url(userinfo, "userinfo_endpoint", allow_insecure_http=insecure)
         )
         self.require_userinfo = bool(o["require_userinfo"])
-        _check_signing_options_used(o, {self.auth.method, self.revocation_auth.method})
+        check_signing_options_used(o, {self.auth.method, self.revocation_auth.method})
         self.jwks, jwt_response_issuer = signed_answers(
             o["jwt_response"],
             o["jwks_uri"],
@@ -465,7 +394,7 @@ class IntrospectorBase:
             private_key=options.get("client_private_key") is not None,
         )
         if userinfo:
-            options = {**options, "userinfo_endpoint": _userinfo_endpoint(metadata)}
+            options = {**options, "userinfo_endpoint": userinfo_endpoint_of(metadata)}
         introspector = cls._from_settings(settings, http_client, options)
         introspector.server_metadata = metadata
         return introspector

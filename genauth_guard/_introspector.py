@@ -27,8 +27,9 @@ from typing import Any, Unpack
 
 import httpx
 
-from ._base import IntrospectorBase, check_http_client
+from ._base import IntrospectorBase
 from ._logging import logger
+from ._option_checks import check_http_client
 from ._options import IntrospectorOptions
 from ._resilience import SlotQueue
 from ._shared import AsyncSharedPort, EventKind

@@ -22,8 +22,9 @@ from typing import Any, Unpack
 
 import httpx
 
-from ._base import IntrospectorBase, check_http_client
+from ._base import IntrospectorBase
 from ._deadline import send_with_deadline
+from ._option_checks import check_http_client
 from ._options import IntrospectorOptions
 from ._protocol import BoundedBody
 from ._resilience import SlotQueue
