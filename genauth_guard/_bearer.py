@@ -211,9 +211,9 @@ def plain_bearer_asgi(headers: Iterable[tuple[bytes, bytes]], query_string: byte
     before the token, and no query parameter that could be a second token.
     The bytes are *not* checked: they are only looked up, and only a token
     that passed ``check_token`` is ever stored, so a hit proves them a
-    well-formed b64token, which ``extract_bearer`` would have returned for
-    this request byte for byte. ``None``, or a miss, leaves every decision
-    to ``extract_bearer``.
+    well-formed b64token, which ``extract_credentials`` would have returned
+    (as a bearer token) for this request byte for byte. ``None``, or a miss,
+    leaves every decision to ``extract_credentials``.
     """
     found = None
     for name, value in headers:

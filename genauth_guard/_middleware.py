@@ -60,7 +60,7 @@ class GenAuthGuard:
         # The cached path serves plain Bearer requests; under dpop="required" a
         # Bearer request is refused, so every request takes the long way.
         self._cached = None if self.policy.sender.mode == "required" else cached_path(introspector)
-        self._bearer_offer = self.policy.offers[Presented("").scheme]
+        self._bearer_offer = self.policy.offers[self.policy.plain_bearer.scheme]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -93,7 +93,7 @@ class GenAuthGuard:
                 if user is None:  # the answer's first request: its user, made once
                     user = entry.memo = TokenUser(entry.info)
                 # A hit proves the bytes a well-formed bearer token: presented as Bearer.
-                presented = Presented(raw.decode("ascii"))  # type: ignore[union-attr]
+                presented = policy.plain_bearer
                 rejection = policy.check(user.token_info, request, presented)
                 if rejection is None:
                     scope[SCOPE_KEY] = user.token_info

@@ -218,6 +218,10 @@ class GuardPolicy:
             DPOP: self.sender.dpop_offer,
         }
         """``offer`` for a request that used each scheme (made once: the hot path reads it)."""
+        self.plain_bearer = Presented("")
+        """How a plain ``Bearer`` request presents its token on the guards' cached path:
+        the answer is found already and ``check`` reads only the scheme and the proof, so
+        one shared object stands for all (building one per request cost 0.45 µs)."""
 
     def is_excluded(self, path: str) -> bool:
         """True when ``path`` is served without a token.

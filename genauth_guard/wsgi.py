@@ -94,7 +94,7 @@ class GenAuthGuardWSGI:
             entry = None if raw is None else cached(raw)
             if entry is not None:
                 # A hit proves the bytes a well-formed bearer token: presented as Bearer.
-                presented = Presented(raw.decode("ascii"))  # type: ignore[union-attr]
+                presented = policy.plain_bearer
                 rejection = policy.check(entry.info, request, presented)
                 if rejection is not None:
                     return self._refuse(rejection, request, start_response)

@@ -202,3 +202,24 @@ def test_the_cached_path_digests_as_the_cache_keys_do(
         assert entry is not None and entry.info.sub == "alice"
         assert find(token.encode() + b"x") is None
         assert introspector.stats().hits == 1  # the guards' lookup counts as a hit
+
+
+def test_a_cached_answer_never_lets_a_bound_token_or_a_bearer_where_dpop_is_required(
+    auth_server: RunningAuthServer,
+) -> None:
+    """Sender constraints are checked on the cached path as on the long way."""
+    introspector = Introspector(auth_server.endpoint(), **CREDENTIALS)  # type: ignore[arg-type]
+    routes = [Route("/", shared_objects)]
+    allowed = GenAuthGuard(Starlette(routes=routes), introspector=introspector)
+    required = GenAuthGuard(Starlette(routes=routes), introspector=introspector, dpop="required")
+    plain = auth_server.server.mint("alice")
+    bound = auth_server.server.mint("bob", jkt="0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")
+    with serve_in_thread(allowed) as allowing, serve_in_thread(required) as requiring:
+        for _ in range(3):  # the first request caches each answer, the others find it
+            assert httpx.get(allowing, headers={"Authorization": f"Bearer {plain}"}).is_success
+            as_bearer = httpx.get(allowing, headers={"Authorization": f"Bearer {bound}"})
+            assert as_bearer.status_code == 401 and "bound to a DPoP key" in as_bearer.text
+            refused = httpx.get(requiring, headers={"Authorization": f"Bearer {plain}"})
+            assert refused.status_code == 401
+            assert refused.headers["www-authenticate"].startswith("DPoP")
+    assert introspector.stats().misses == 2  # both answers came from the cache afterwards
